@@ -1,0 +1,42 @@
+"""The ``winback`` Typer application."""
+
+from __future__ import annotations
+
+import typer
+
+from winback import __version__
+from winback.cli.demo_cmd import demo_cmd
+from winback.cli.generate_cmd import generate_cmd
+from winback.cli.ingest_cmd import ingest_cmd
+from winback.cli.workspace_cmds import init, status_cmd
+
+app = typer.Typer(
+    name="winback",
+    help="Win back lost customers: churn analysis, customer value, segments, campaigns, dunning.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"winback {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Show the version and exit.")) -> None:
+    """winback: an open-source, self-hostable win-back and retention engine."""
+
+
+app.command("init")(init)
+app.command("status")(status_cmd)
+app.command("ingest")(ingest_cmd)
+app.command("generate")(generate_cmd)
+app.command("demo")(demo_cmd)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,112 @@
+"""``winback demo``: the whole system end to end on a generated SaaS company."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from winback.cli.common import JsonOpt, emit_json, err, handle_errors, out, progress_bar
+from winback.config import CONFIG_FILE
+from winback.kit.errors import WinbackError
+
+DEMO_MARKER = ".winback-demo"
+
+
+@handle_errors
+def demo_cmd(
+    directory: Annotated[Path, typer.Option("--dir", help="Demo workspace folder (recreated).")] = Path("winback-demo"),
+    customers: Annotated[int, typer.Option(help="SaaS customers to generate.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    json_output: JsonOpt = False,
+) -> None:
+    """Generate a SaaS company, ingest it into a fresh workspace and run every pipeline stage."""
+    from winback.history.store import ibis_connection
+    from winback.history.summary import overview
+    from winback.ingest.service import ingest
+    from winback.synth import generate
+    from winback.workspace import init_workspace, status
+
+    started = time.perf_counter()
+    root = directory.expanduser().resolve()
+    _reset(root)
+    observation_end = dt.date(2025, 12, 31)
+    steps: dict[str, float] = {}
+    with progress_bar(not json_output and err.is_terminal) as bar:
+        task = bar.add_task("workspace", total=4)
+        t = time.perf_counter()
+        settings = init_workspace(root, name="winback-demo", now=f"{observation_end.isoformat()}T23:59:59Z")
+        (root / DEMO_MARKER).write_text("created by `winback demo`; the demo recreates this folder\n")
+        steps["init"] = time.perf_counter() - t
+        bar.update(task, advance=1, description="generating data")
+        t = time.perf_counter()
+        data_dir = root / "data"
+        gen = generate("saas", customers, seed, data_dir, fmt="parquet", observation_end=observation_end,
+                       progress=lambda msg: bar.update(task, description=msg))
+        steps["generate"] = time.perf_counter() - t
+        bar.update(task, advance=1, description="ingesting")
+        t = time.perf_counter()
+        result = ingest(settings, data_dir)
+        steps["ingest"] = time.perf_counter() - t
+        bar.update(task, advance=1, description="summarising")
+        t = time.perf_counter()
+        con = ibis_connection(settings.history_path)
+        try:
+            history = overview(con)
+        finally:
+            con.disconnect()
+        counts = status(settings)
+        steps["summary"] = time.perf_counter() - t
+        bar.update(task, advance=1)
+    payload = {
+        "ok": True,
+        "workspace": str(root),
+        "customers": customers,
+        "seed": seed,
+        "observation_end": observation_end.isoformat(),
+        "generated": gen.summary(),
+        "ingest": result.as_dict(),
+        "history": history,
+        "stores": {"state": counts["state_store"]["tables"], "history": counts["history_store"]["tables"]},
+        "seconds": {k: round(v, 2) for k, v in steps.items()} | {"total": round(time.perf_counter() - started, 2)},
+    }
+    if json_output:
+        emit_json(payload)
+        return
+    _print_summary(payload)
+
+
+def _reset(root: Path) -> None:
+    if root.exists():
+        if not (root / DEMO_MARKER).exists():
+            if any(root.iterdir()):
+                raise WinbackError(f"{root} exists and is not a winback demo folder; pass --dir to choose another")
+        else:
+            shutil.rmtree(root)
+
+
+def _money(minor_by_currency: dict) -> str:
+    from winback.kit.money import Money
+
+    return ", ".join(str(Money(int(v), c)) for c, v in minor_by_currency.items()) or "0"
+
+
+def _print_summary(p: dict) -> None:
+    h = p["history"]
+    out.print(f"[bold]winback demo[/] - workspace {p['workspace']} (simulated SaaS company, seed {p['seed']})")
+    out.print(f"  ingested {p['ingest']['rows_read']:,} rows from {len(p['ingest']['files'])} files "
+              f"in {p['seconds']['ingest']:.1f}s")
+    out.print(f"  customers {h['customers']:,}; subscriptions {sum(h['subscriptions_by_status'].values()):,} "
+              f"({', '.join(f'{k} {v:,}' for k, v in sorted(h['subscriptions_by_status'].items()))})")
+    out.print(f"  active MRR {_money(h['active_mrr_minor'])}; lost MRR {_money(h['lost_mrr_minor'])}")
+    share = h["involuntary_share_of_churn"]
+    out.print(f"  churned subscriptions {h['churned_subscriptions']:,}; involuntary (payment failed) "
+              f"{share:.0%} of churn" if share is not None else "  no churn")
+    top = ", ".join(f"{k} {v:,}" for k, v in list(h["stated_cancel_reasons"].items())[:6])
+    out.print(f"  stated cancel reasons: {top}")
+    out.print(f"  failed payment attempts {h['failed_payment_attempts']:,}")
+    out.print(f"  done in {p['seconds']['total']:.1f}s; inspect with `winback status -w {p['workspace']}`")

@@ -1,0 +1,1 @@
+"""The history store: the facts, columnar (DuckDB by default), read through Ibis."""

@@ -1,0 +1,1 @@
+"""Shared plumbing with no domain logic: clock, money, errors, database engines."""

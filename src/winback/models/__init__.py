@@ -1,0 +1,1 @@
+"""State-store tables (SQLAlchemy) and history table schemas (the canonical data model)."""

@@ -1,0 +1,7 @@
+"""Every state-store table, imported in one place so metadata is complete (for Alembic)."""
+
+from winback.models.base import Base
+from winback.models.customer import Customer
+from winback.models.imports import ImportRun
+
+__all__ = ["Base", "Customer", "ImportRun"]
