@@ -35,25 +35,32 @@ def upsert_history(con: duckdb.DuckDBPyConnection, spec: Table, import_id: int, 
                    ) -> TableCounts:
     """Insert new rows and replace changed ones; must run inside the caller's transaction."""
     clean = clean_name(spec.name)
+    cols = ", ".join(q(c) for c in spec.column_names)
+    rows = con.execute(f"SELECT count(*) FROM {clean}").fetchone()[0]
+    params = [import_id, ingested_at.replace(tzinfo=None)]
+    source = con.execute(f"SELECT any_value(source) FROM {clean}").fetchone()[0]
+    has_rows = con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {q(spec.name)} WHERE source = ? LIMIT 1)",
+                           [source]).fetchone()[0]
+    if not has_rows:  # first load from this source: nothing to compare with
+        con.execute(f"INSERT INTO {q(spec.name)} ({cols}, source, _row_hash, _import_id, _ingested_at) "
+                    f"SELECT {cols}, source, _row_hash, ?, ? FROM {clean}", params)
+        return TableCounts(rows=rows, inserted=rows)
     key_join = " AND ".join([f"t.{q(k)} = s.{q(k)}" for k in spec.key] + ["t.source = s.source"])
     delta = f"_delta_{spec.name}"
+    s_cols = ", ".join(f"s.{q(c)}" for c in spec.column_names)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {delta} AS
-        SELECT s.*, t._row_hash AS _old_hash
+        SELECT {s_cols}, s.source, s._row_hash, t._row_hash AS _old_hash
         FROM {clean} s LEFT JOIN {q(spec.name)} t ON {key_join}
         WHERE t._row_hash IS DISTINCT FROM s._row_hash""")
-    rows = con.execute(f"SELECT count(*) FROM {clean}").fetchone()[0]
     changed, updated = con.execute(f"SELECT count(*), count(_old_hash) FROM {delta}").fetchone()
     if updated:
         key_match = " AND ".join([f"{q(spec.name)}.{q(k)} = d.{q(k)}" for k in spec.key]
                                  + [f"{q(spec.name)}.source = d.source"])
         con.execute(f"DELETE FROM {q(spec.name)} USING {delta} d WHERE d._old_hash IS NOT NULL AND {key_match}")
     if changed:
-        cols = ", ".join(q(c) for c in spec.column_names)
-        con.execute(
-            f"INSERT INTO {q(spec.name)} ({cols}, source, _row_hash, _import_id, _ingested_at) "
-            f"SELECT {cols}, source, _row_hash, ?, ? FROM {delta}",
-            [import_id, ingested_at.replace(tzinfo=None)])
+        con.execute(f"INSERT INTO {q(spec.name)} ({cols}, source, _row_hash, _import_id, _ingested_at) "
+                    f"SELECT {cols}, source, _row_hash, ?, ? FROM {delta}", params)
     con.execute(f"DROP TABLE {delta}")
     return TableCounts(rows=rows, inserted=changed - updated, updated=updated, unchanged=rows - changed)
 

@@ -23,7 +23,7 @@ EMAIL_RE = r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f.]+(\.[^@\s\x00-\x1f\x
 PHONE_RE = r"^\+[1-9][0-9]{6,14}$"
 # date, or date + time with optional fraction and optional Z / +HH[:MM] offset
 TIMESTAMP_RE = (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
-                r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?\s?(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)?)?$")
+                r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?\s?(Z|z|[+-]([01][0-9]|2[0-3])(:?[0-5][0-9])?)?)?$")
 EPOCH_RE = r"^[0-9]{9,10}$"
 CONTROL_RE = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"  # control characters other than tab, LF, CR
 ID_CONTROL_RE = r"[\x00-\x1f\x7f]"
@@ -70,6 +70,29 @@ def normalise_locale(tag: str) -> str | None:
     return "-".join(parts)
 
 
+def _iso_sql(v: str) -> str:
+    """SQL rewriting a TIMESTAMP_RE match into a form DuckDB's cast reads: Z/z -> +00, no space
+    before the offset, and seconds added to HH:MM (DuckDB rejects ``14:05Z`` and ``14:05+09:00``)."""
+    x = f"regexp_replace({v}, '\\s?[Zz]$', '+00')"
+    x = f"regexp_replace({x}, '\\s([+-])', '\\1')"
+    return (f"regexp_replace({x}, '^([0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}[T ][0-9]{{2}}:[0-9]{{2}})([+-]|$)', "
+            f"'\\1:00\\2')")
+
+
+def lookup_tables() -> dict[str, frozenset[str]]:
+    """Small value tables the checks join against (an IN list of hundreds of literals is slow)."""
+    return {"_valid_currency": currency_codes(), "_valid_country": countries(), "_valid_timezone": timezones()}
+
+
+def lookup_sql() -> list[str]:
+    """Statements creating the lookup tables in a DuckDB session (idempotent)."""
+    statements = []
+    for name, values in lookup_tables().items():
+        rows = ", ".join(f"({lit(v)})" for v in sorted(values))
+        statements.append(f"CREATE TEMP TABLE IF NOT EXISTS {name} AS SELECT * FROM (VALUES {rows}) AS t(v)")
+    return statements
+
+
 def parse_sql(column: Column, v: str) -> str:
     """SQL for the typed, normalised value of raw text ``v`` (NULL when unparsable)."""
     k = column.kind
@@ -91,7 +114,7 @@ def parse_sql(column: Column, v: str) -> str:
                 f"WHEN lower({v}) IN ({', '.join(map(lit, FALSE_WORDS))}) THEN FALSE END")
     if k == "timestamp":
         return (f"CASE WHEN regexp_full_match({v}, '{TIMESTAMP_RE}') "
-                f"THEN TRY_CAST(TRY_CAST(replace({v}, ' Z', 'Z') AS TIMESTAMPTZ) AS TIMESTAMP) "
+                f"THEN TRY_CAST(TRY_CAST({_iso_sql(v)} AS TIMESTAMPTZ) AS TIMESTAMP) "
                 f"WHEN regexp_full_match({v}, '{EPOCH_RE}') "
                 f"THEN TRY_CAST(to_timestamp(TRY_CAST({v} AS BIGINT)) AS TIMESTAMP) END")
     if k == "locale":
@@ -137,11 +160,11 @@ def error_sql(column: Column, v: str, parsed: str, now_sql: str, reject_formulas
         if not column.future_ok:
             checks.append((f"{parsed} > {now_sql}", "date is in the future"))
     elif k == "currency":
-        checks.append((f"NOT ({in_list(parsed, currency_codes())})", "unknown currency (ISO 4217, e.g. USD)"))
+        checks.append((f"{parsed} NOT IN (SELECT v FROM _valid_currency)", "unknown currency (ISO 4217, e.g. USD)"))
     elif k == "country":
-        checks.append((f"NOT ({in_list(parsed, countries())})", "unknown country (ISO 3166 alpha-2, e.g. JP)"))
+        checks.append((f"{parsed} NOT IN (SELECT v FROM _valid_country)", "unknown country (ISO 3166 alpha-2, e.g. JP)"))
     elif k == "timezone":
-        checks.append((f"NOT ({in_list(parsed, timezones())})", "unknown time zone (IANA, e.g. Asia/Tokyo)"))
+        checks.append((f"{parsed} NOT IN (SELECT v FROM _valid_timezone)", "unknown time zone (IANA, e.g. Asia/Tokyo)"))
     elif k == "locale":
         checks.append((f"{parsed} IS NULL", "unknown locale (BCP 47, e.g. en, ja-JP, zh-Hant)"))
     elif k == "enum":

@@ -137,10 +137,15 @@ def _csv_header(path: Path) -> list[str] | None:
         return None
 
 
-def read_all(pairs: list[tuple[Path, str]], options: IngestOptions) -> tuple[dict[str, RawTable], list[RowError]]:
-    """Read every file (collecting every reading problem) into canonical raw tables."""
+def read_all(pairs: list[tuple[Path, str]], options: IngestOptions
+             ) -> tuple[dict[str, RawTable], list[RowError], set[str]]:
+    """Read every file (collecting every reading problem) into canonical raw tables.
+
+    Also returns the tables whose conversion already reported errors: they are not validated
+    again, so one bad cell is reported once."""
     tables: dict[str, RawTable] = {}
     errors: list[RowError] = []
+    converted_with_errors: set[str] = set()
     for file, name in pairs:
         try:
             raw = read_file(file, "customers" if options.format == "stripe" else name, encoding=options.encoding)
@@ -153,6 +158,8 @@ def read_all(pairs: list[tuple[Path, str]], options: IngestOptions) -> tuple[dic
             converted, conv_errors = stripe_export.convert(name, raw)
             errors.extend(conv_errors)
             outputs = converted
+            if conv_errors:
+                converted_with_errors.update(out.table for out in converted)
         else:
             outputs = [_apply_mapping(raw, options.mapping)]
         for out in outputs:
@@ -161,7 +168,7 @@ def read_all(pairs: list[tuple[Path, str]], options: IngestOptions) -> tuple[dic
                                        f"table {out.table} also comes from {tables[out.table].file}; keep one"))
                 continue
             tables[out.table] = out
-    return tables, errors
+    return tables, errors, converted_with_errors
 
 
 def _apply_mapping(raw: RawTable, mapping: dict[str, str]) -> RawTable:
@@ -190,7 +197,7 @@ def ingest(settings: Settings, path: Path | str, options: IngestOptions | None =
 
     pairs, skipped = discover(path, options)
     note("reading", 0, len(pairs))
-    raws, errors = read_all(pairs, options)
+    raws, errors, already_reported = read_all(pairs, options)
     if options.mapping and options.table:
         spec = TABLES_BY_NAME[options.table]
         bad = [c for c in options.mapping if not spec.has(c)]
@@ -206,12 +213,14 @@ def ingest(settings: Settings, path: Path | str, options: IngestOptions | None =
         ordered = [t for t in TABLES if t.name in raws]
         for n, spec in enumerate(ordered):
             note(f"validating {spec.name}", n, len(ordered))
+            if spec.name in already_reported:
+                continue
             checks[spec.name] = check_table(con, raws[spec.name], source, now, reject_formulas=ing.reject_formulas,
                                             allow_extra=options.allow_extra_columns, max_errors=ing.max_errors,
                                             future_tolerance=tolerance)
             errors.extend(checks[spec.name].errors)
         total_errors = len(errors) + sum(c.error_total - len(c.errors) for c in checks.values())
-        clean = {name for name, c in checks.items() if c.ok}
+        clean = {name for name, c in checks.items() if c.ok and name not in already_reported}
         for spec in ordered:
             if spec.name not in clean:
                 continue

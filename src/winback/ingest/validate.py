@@ -76,6 +76,8 @@ def check_table(con: duckdb.DuckDBPyConnection, raw: RawTable, source: str, now:
         return TableCheck(spec.name, raw.file, raw.num_rows, head, len(head))
 
     view = f"_raw_{spec.name}"
+    for statement in rules.lookup_sql():
+        con.execute(statement)
     con.register(view, raw.data)
     present = set(raw.columns)
     now_sql = f"TIMESTAMP '{(now.replace(tzinfo=None) + future_tolerance).isoformat(sep=' ')}'"
@@ -83,7 +85,7 @@ def check_table(con: duckdb.DuckDBPyConnection, raw: RawTable, source: str, now:
     cells, parsed, errs = [], [], []
     for i, col in enumerate(spec.columns):
         if col.name in present:
-            cell = f"NULLIF(trim({q(col.name)}, ' \t\r\n'), '')"
+            cell = f"NULLIF(trim({q(col.name)}), '')"
             if col.default is not None:
                 cell = f"coalesce({cell}, {rules.lit(col.default)})"
         else:
@@ -97,37 +99,41 @@ def check_table(con: duckdb.DuckDBPyConnection, raw: RawTable, source: str, now:
         missing = "'required value is missing'" if col.required else "NULL"
         errs.append(f"CASE WHEN c{i} IS NULL THEN {missing} ELSE {check} END AS e{i}")
 
-    stage = f"_stage_{spec.name}"
+    # One materialisation: typed values under their canonical names, one reason column per cell
+    # (NULL when fine), the content hash. Raw text is re-read from the file only for bad rows.
+    stage = clean_name(spec.name)
+    typed = ", ".join(f"p{i} AS {q(c.name)}" for i, c in enumerate(spec.columns))
+    hashed = ", ".join(f"p{i}" for i in range(len(spec.columns)))
+    reasons = [e.rsplit(" AS ", 1)[0] + f" AS _e{i}" for i, e in enumerate(errs)]
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {stage} AS
         WITH cells AS (SELECT {q(ROW)} AS _row, {', '.join(cells)} FROM {view}),
              parsed AS (SELECT *, {', '.join(parsed)} FROM cells)
-        SELECT *, {', '.join(errs)} FROM parsed""")
-    con.unregister(view)
-
-    unions = " UNION ALL ".join(
-        f"SELECT _row, {i} AS col, c{i} AS value, e{i} AS reason FROM {stage} WHERE e{i} IS NOT NULL"
-        for i in range(len(spec.columns)))
-    total = con.execute(f"SELECT count(*) FROM ({unions})").fetchone()[0]
+        SELECT {typed}, {rules.lit(source)} AS source, (hash({hashed}) >> 1)::BIGINT AS _row_hash, _row,
+               {', '.join(reasons)}
+        FROM parsed""")
+    n = len(spec.columns)
+    total = con.execute(f"SELECT {' + '.join(f'count(_e{i})' for i in range(n))} FROM {stage}").fetchone()[0]
     errors: list[RowError] = []
     if total:
-        rows = con.execute(f"SELECT _row, col, value, reason FROM ({unions}) ORDER BY _row, col LIMIT {max_errors}"
-                           ).fetchall()
+        bad = f"SELECT * FROM {stage} WHERE {' OR '.join(f'_e{i} IS NOT NULL' for i in range(n))} " \
+              f"ORDER BY _row LIMIT {max_errors}"
+        unions = " UNION ALL ".join(
+            f"SELECT b._row, {i} AS col, c.c{i} AS value, b._e{i} AS reason FROM bad b JOIN cells c USING (_row) "
+            f"WHERE b._e{i} IS NOT NULL" for i in range(n))
+        rows = con.execute(f"""
+            WITH bad AS ({bad}),
+                 cells AS (SELECT {q(ROW)} AS _row, {', '.join(cells)} FROM {view}
+                           WHERE {q(ROW)} IN (SELECT _row FROM bad))
+            SELECT * FROM ({unions}) ORDER BY _row, col LIMIT {max_errors}""").fetchall()
         errors = [RowError(raw.file, r, spec.columns[c].name, v, reason) for r, c, v, reason in rows]
+    con.unregister(view)
 
     dup_errors, dup_total = _duplicate_keys(con, stage, spec, raw.file, max_errors)
     errors += dup_errors
     total += dup_total
-
-    if total == 0:
-        cols = ", ".join(f"p{i} AS {q(c.name)}" for i, c in enumerate(spec.columns))
-        hashed = ", ".join(f"p{i}" for i in range(len(spec.columns)))
-        con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE {clean_name(spec.name)} AS
-            SELECT {cols}, {rules.lit(source)} AS source,
-                   (hash({hashed}) >> 1)::BIGINT AS _row_hash, _row
-            FROM {stage}""")
-    con.execute(f"DROP TABLE IF EXISTS {stage}")
+    if total:
+        con.execute(f"DROP TABLE IF EXISTS {stage}")
     errors.sort(key=lambda e: (e.row or 0))
     return TableCheck(spec.name, raw.file, raw.num_rows, errors[:max_errors], total)
 
@@ -145,9 +151,8 @@ def _locale_case(con, view: str, column: str, cell: str) -> str:
 
 
 def _duplicate_keys(con, stage: str, spec: Table, file: str, max_errors: int) -> tuple[list[RowError], int]:
-    idx = [spec.column_names.index(k) for k in spec.key]
-    keys = ", ".join(f"p{i}" for i in idx)
-    not_null = " AND ".join(f"p{i} IS NOT NULL" for i in idx)
+    keys = ", ".join(q(k) for k in spec.key)
+    not_null = " AND ".join(f"{q(k)} IS NOT NULL" for k in spec.key)
     dup = f"""SELECT {keys}, list(_row ORDER BY _row) AS rows_ FROM {stage}
               WHERE {not_null} GROUP BY ALL HAVING count(*) > 1"""
     total = con.execute(f"SELECT coalesce(sum(len(rows_) - 1), 0) FROM ({dup})").fetchone()[0]

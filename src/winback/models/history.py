@@ -382,3 +382,37 @@ def get_table(name: str) -> Table:
         return TABLES_BY_NAME[name]
     except KeyError:
         raise KeyError(f"unknown table {name!r}; known: {', '.join(TABLES_BY_NAME)}") from None
+
+
+def render_markdown() -> str:
+    """The data model as Markdown (docs/data-model.md is generated from this; a test keeps them equal)."""
+    lines = ["# The canonical data model", "",
+             "Generated from `src/winback/models/history.py` (`python -m winback.models.history > "
+             "docs/data-model.md`). Every row also has `source`; a row's key is `(source, key columns)`.",
+             "Money columns hold integer minor units of the row's `currency`.", ""]
+    for table in TABLES:
+        lines += [f"## {table.name}", ""]
+        if table.description:
+            lines += [table.description, ""]
+        lines += [f"Key: `{', '.join(table.key)}`", "", "| column | kind | required | notes |", "|---|---|---|---|"]
+        for c in table.columns:
+            notes = []
+            if c.choices:
+                notes.append("one of " + ", ".join(f"`{x}`" for x in c.choices))
+            if c.references:
+                notes.append(f"references `{c.references[0]}.{c.references[1]}`")
+            if c.default is not None:
+                notes.append(f"default `{c.default}`")
+            if c.min is not None or c.max is not None:
+                notes.append(f"range {c.min if c.min is not None else ''}..{c.max if c.max is not None else ''}")
+            if c.kind == "timestamp" and c.future_ok:
+                notes.append("may lie in the future")
+            if c.description:
+                notes.append(c.description)
+            lines.append(f"| `{c.name}` | {c.kind} | {'yes' if c.required else ''} | {'; '.join(notes)} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(render_markdown(), end="")

@@ -477,10 +477,13 @@ def _plans(job: _Job, amount: pa.Array, currency: pa.Array, interval: pa.Array) 
     plan = job.cell("plan")
     name = job.cell("plan_name") if job.has("plan_name") else None
     name = _coalesce(name, plan)
+    # Prefer each plan's first row whose amount and interval converted (bad rows are reported).
+    usable = pc.and_(pc.is_valid(amount), pc.is_valid(interval)).to_pylist()
     seen: dict[str, int] = {}
     for i, pid in enumerate(plan.to_pylist()):
-        if pid is not None and pid not in seen:
+        if pid is not None and (pid not in seen or (usable[i] and not usable[seen[pid]])):
             seen[pid] = i
+    seen = dict(sorted(seen.items(), key=lambda kv: kv[1]))
     idx = pa.array(list(seen.values()), pa.int64())
     specs = interval.take(idx).to_pylist()
     amounts = amount.take(idx).to_pylist()
@@ -512,7 +515,12 @@ def _invoices(job: _Job) -> list[RawTable]:
     currency = job.currency()
     status = job.mapped("status", _enum(_INVOICE_STATUS, "invoice status"))
     if job.has("paid"):
-        paid = job.mapped("paid", _boolean)
+        # Older exports: no (or an empty) Status, but a Paid true/false column.
+        paid_cells = job.cell("paid")
+        if job.has("status"):
+            paid_cells = pc.if_else(pc.is_null(job.cell("status")), paid_cells, pa.scalar(None, pa.string()))
+        paid, reasons = _map_unique(paid_cells, _boolean)
+        job.report("paid", paid_cells, reasons)
         from_paid = pc.if_else(pc.equal(paid, "true"), pa.scalar("paid"), pa.scalar("open"))
         status = _coalesce(status, from_paid)
     cols = {

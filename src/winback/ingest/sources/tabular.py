@@ -49,6 +49,11 @@ def read_file(path: Path, table: str, encoding: str = "utf-8") -> RawTable:
         raise ValidationFailed([RowError(str(path), None, None, None, "file not found")])
     if path.stat().st_size == 0:
         raise ValidationFailed([RowError(str(path), None, None, None, "file is empty")])
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise ValidationFailed([RowError(str(path), None, None, None, f"unknown encoding {encoding!r} "
+                                         f"(e.g. utf-8, cp1252, shift_jis)")]) from None
     if fmt == "csv":
         return read_csv(path, table, encoding=encoding, delimiter="\t" if ".tsv" in path.suffixes else ",")
     if fmt == "jsonl":
@@ -71,6 +76,10 @@ def _header(path: Path, encoding: str, delimiter: str) -> list[str]:
         try:
             first = next(csv.reader(fh, delimiter=delimiter), None)
         except UnicodeDecodeError as exc:
+            row = _first_undecodable_row(path, encoding)
+            if row is not None and row > 1:  # the decoder reads ahead of the header line
+                raise _fail(path, f"not valid {encoding} text at this row; re-save the file as UTF-8 or pass "
+                                  f"--encoding (e.g. cp1252, shift_jis)", row=row) from exc
             raise _fail(path, f"header is not valid {encoding} text ({exc.reason}); pass --encoding", row=1) from exc
         except csv.Error as exc:
             raise _fail(path, f"cannot read the header: {exc}", row=1) from exc
@@ -105,6 +114,8 @@ def check_header(path: Path, names: list[str]) -> list[str]:
             errors.append(RowError(str(path), 1, None, None, f"column {i} has no name in the header"))
         elif n in seen:
             errors.append(RowError(str(path), 1, n, n, f"column name appears twice (columns {seen[n]} and {i})"))
+        elif n == ROW:
+            errors.append(RowError(str(path), 1, n, n, f"column name {ROW} is reserved; rename or remove column {i}"))
         else:
             seen[n] = i
     if errors:
@@ -142,11 +153,12 @@ def read_csv(path: Path, table: str, encoding: str = "utf-8", delimiter: str = "
         raise _fail(path, f"cannot decode the file as {encoding}: {exc}") from exc
     if bad_rows:
         if any(e.row is None for e in bad_rows):
-            bad_rows = _number_bad_rows(path, bad_rows)
+            bad_rows = _number_bad_rows(path, bad_rows, encoding, delimiter)
         raise ValidationFailed(bad_rows)
     if data.num_rows == 0:
         raise _fail(path, "no data rows: the file has a header but nothing under it")
-    rows = pa.array(range(2, data.num_rows + 2), type=pa.int64())
+    numbers = _record_numbers(path, encoding, delimiter, data.num_rows) if _has_blank_lines(path) else None
+    rows = pa.array(numbers or range(2, data.num_rows + 2), type=pa.int64())
     return RawTable(table, str(path), data.append_column(ROW, rows))
 
 
@@ -167,21 +179,52 @@ def _first_undecodable_row(path: Path, encoding: str) -> int | None:
     return None
 
 
-def _number_bad_rows(path: Path, bad_rows: list[RowError]) -> list[RowError]:
+def _number_bad_rows(path: Path, bad_rows: list[RowError], encoding: str = "utf-8",
+                     delimiter: str = ",") -> list[RowError]:
     """Parallel parsing does not know row numbers: find them with a serial pass."""
     import csv
 
     expected = None
     found: list[RowError] = []
-    with _open_text(path, "utf-8") as fh:
-        for number, cells in enumerate(csv.reader(fh), start=1):
-            if expected is None:
-                expected = len(cells)
-                continue
-            if cells and len(cells) != expected:
-                found.append(RowError(str(path), number, None, _clip(",".join(cells)),
-                                      f"expected {expected} cells, found {len(cells)}"))
+    try:
+        with _open_text(path, encoding) as fh:
+            for number, cells in enumerate(csv.reader(fh, delimiter=delimiter), start=1):
+                if expected is None:
+                    expected = len(cells)
+                    continue
+                if cells and len(cells) != expected:
+                    found.append(RowError(str(path), number, None, _clip(delimiter.join(cells)),
+                                          f"expected {expected} cells, found {len(cells)}"))
+    except (csv.Error, UnicodeDecodeError):  # e.g. an unclosed quote swallowing the rest of the file
+        return bad_rows
     return found or bad_rows
+
+
+def _has_blank_lines(path: Path) -> bool:
+    """Whether the file may hold blank lines (which the CSV parser skips, shifting row numbers)."""
+    tail = b""
+    with _open_binary(path) as fh:
+        while chunk := fh.read(1 << 20):
+            text = tail + chunk
+            if b"\n\n" in text or b"\n\r\n" in text or b"\r\r" in text:
+                return True
+            tail = text[-2:]
+    return False
+
+
+def _record_numbers(path: Path, encoding: str, delimiter: str, expected: int) -> list[int] | None:
+    """Row numbers (header = 1) of the non-blank records, or None when they cannot be matched up."""
+    import csv
+
+    numbers: list[int] = []
+    try:
+        with _open_text(path, encoding) as fh:
+            for number, cells in enumerate(csv.reader(fh, delimiter=delimiter), start=1):
+                if number > 1 and cells:
+                    numbers.append(number)
+    except (csv.Error, UnicodeDecodeError):
+        return None
+    return numbers if len(numbers) == expected else None
 
 
 # --- JSON Lines -------------------------------------------------------------------------------
@@ -264,7 +307,7 @@ def _cell(value) -> str | None:
     if isinstance(value, (dict, list)):
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return repr(value)
+        return str(int(value))
     return str(value)
 
 
@@ -294,6 +337,8 @@ def _to_text(path: Path, name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
     if pa.types.is_timestamp(t):
         if t.tz is None:
             column = pc.assume_timezone(column, "UTC")
+        else:
+            column = column.cast(pa.timestamp(t.unit, tz="UTC"))
         return pc.strftime(column, format="%Y-%m-%dT%H:%M:%S", locale="C").cast(pa.string())
     if pa.types.is_boolean(t) or pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_date(t) \
             or pa.types.is_decimal(t):

@@ -1,0 +1,3 @@
+from winback.cli.app import main
+
+main()
