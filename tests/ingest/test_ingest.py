@@ -155,3 +155,39 @@ def test_references_resolve_against_existing_history(sqlite_workspace, tmp_path)
     (err,) = info.value.errors
     assert (err.row, err.column, err.value) == (2, "customer_id", "c9")
     assert "unknown customer_id" in err.reason
+
+
+FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures"
+
+
+def test_stripe_export_end_to_end(workspace):
+    result = ingest(workspace, FIXTURES / "stripe", IngestOptions(format="stripe"))
+    assert result.source == "stripe"
+    assert set(result.tables) == {"customers", "plans", "subscriptions", "invoices", "payment_attempts"}
+    assert result.tables["payment_attempts"].inserted > 0
+    # amounts arrive in minor units, currencies upper-case, references resolve across files
+    bad = history_rows(workspace, "SELECT count(*) FROM payment_attempts p LEFT JOIN customers c "
+                                  "ON c.customer_id = p.customer_id AND c.source = p.source WHERE c.customer_id IS NULL")
+    assert bad == [(0,)]
+    currencies = {r[0] for r in history_rows(workspace, "SELECT DISTINCT currency FROM subscriptions")}
+    assert currencies and all(c.isupper() for c in currencies)
+    declines = {r[0] for r in history_rows(workspace, "SELECT decline_code FROM payment_attempts WHERE status='failed'")}
+    assert {"insufficient_funds", "expired_card"} <= declines
+    n = len(state_rows(workspace, "SELECT external_id FROM customers WHERE source = 'stripe'"))
+    assert n == result.tables["customers"].rows
+    before = {k: v for k, v in snapshot(workspace).items() if k != "state.import_runs"}
+    again = ingest(workspace, FIXTURES / "stripe", IngestOptions(format="stripe"))
+    assert sum(c.inserted + c.updated for c in again.tables.values()) == 0
+    assert {k: v for k, v in snapshot(workspace).items() if k != "state.import_runs"} == before
+
+
+def test_broken_stripe_export_writes_nothing(workspace):
+    before = snapshot(workspace)
+    with pytest.raises(ValidationFailed) as info:
+        ingest(workspace, FIXTURES / "stripe_broken", IngestOptions(format="stripe"))
+    assert snapshot(workspace) == before
+    cells = {(e.file.rsplit("/", 1)[-1], e.row, e.column) for e in info.value.errors}
+    assert ("unified_payments.csv", 3, "Amount") in cells
+    assert any(e.row is None and "Created (UTC)" in e.reason for e in info.value.errors)
+    # one problem, one report: the validator does not repeat what the converter said
+    assert len(cells) == len(info.value.errors)
