@@ -106,10 +106,10 @@ def upsert_state_customers(session: Session, con: duckdb.DuckDBPyConnection, sou
                         first_seen_at=naive_now, updated_at=naive_now)
             payload.append(item)
         if payload:
-            stmt = insert_fn(Customer)
+            stmt = insert_fn(Customer.__table__)
             update_cols = {name: stmt.excluded[name] for name in [*STATE_FIELDS, "row_hash", "updated_at"]}
             stmt = stmt.on_conflict_do_update(index_elements=["source", "external_id"], set_=update_cols)
-            session.execute(stmt, payload)
+            session.connection().execute(stmt, payload)
         if progress:
             progress(len(chunk))
     return counts

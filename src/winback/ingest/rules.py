@@ -24,10 +24,14 @@ PHONE_RE = r"^\+[1-9][0-9]{6,14}$"
 # date, or date + time with optional fraction and optional Z / +HH[:MM] offset
 TIMESTAMP_RE = (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
                 r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?\s?(Z|z|[+-]([01][0-9]|2[0-3])(:?[0-5][0-9])?)?)?$")
+# the common exports' forms, which DuckDB's TIMESTAMP cast reads as UTC directly (fast path)
+FAST_TIMESTAMP_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z?)?$"
 EPOCH_RE = r"^[0-9]{9,10}$"
 CONTROL_RE = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"  # control characters other than tab, LF, CR
 ID_CONTROL_RE = r"[\x00-\x1f\x7f]"
-FORMULA_RE = r"^([=@\t\r]|[+\-][^\s0-9])"
+# =, @, tab, CR start a formula; + or - do when followed by a non-digit, or when the cell goes on to
+# call something (DDE "|", sheet reference "!", function "(" or another "=")
+FORMULA_RE = r"^([=@\t\r]|[+\-][^\s0-9]|[+\-].*[|!(=])"
 TRUE_WORDS = ("true", "t", "yes", "y", "1")
 FALSE_WORDS = ("false", "f", "no", "n", "0")
 MAX_LENGTH = {"id": 255, "string": 255, "text": 10_000, "email": 254, "json": 100_000}
@@ -47,10 +51,15 @@ def timezones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
 
 
+# CLDR region codes that are not countries: unknown region, pseudo-locales, groupings
+NOT_COUNTRIES = frozenset({"ZZ", "XA", "XB", "QO", "EU", "EZ", "UN"})
+
+
 @lru_cache(maxsize=1)
 def countries() -> frozenset[str]:
     territories = get_global("territory_currencies").keys() | set(Locale("en").territories)
-    return frozenset(t for t in territories if len(t) == 2 and t.isalpha() and t.isupper())
+    return frozenset(t for t in territories if len(t) == 2 and t.isalpha() and t.isupper()
+                     and t not in NOT_COUNTRIES)
 
 
 @lru_cache(maxsize=4096)
@@ -113,7 +122,8 @@ def parse_sql(column: Column, v: str) -> str:
         return (f"CASE WHEN lower({v}) IN ({', '.join(map(lit, TRUE_WORDS))}) THEN TRUE "
                 f"WHEN lower({v}) IN ({', '.join(map(lit, FALSE_WORDS))}) THEN FALSE END")
     if k == "timestamp":
-        return (f"CASE WHEN regexp_full_match({v}, '{TIMESTAMP_RE}') "
+        return (f"CASE WHEN regexp_full_match({v}, '{FAST_TIMESTAMP_RE}') THEN TRY_CAST({v} AS TIMESTAMP) "
+                f"WHEN regexp_full_match({v}, '{TIMESTAMP_RE}') "
                 f"THEN TRY_CAST(TRY_CAST({_iso_sql(v)} AS TIMESTAMPTZ) AS TIMESTAMP) "
                 f"WHEN regexp_full_match({v}, '{EPOCH_RE}') "
                 f"THEN TRY_CAST(to_timestamp(TRY_CAST({v} AS BIGINT)) AS TIMESTAMP) END")

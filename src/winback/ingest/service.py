@@ -138,19 +138,21 @@ def _csv_header(path: Path) -> list[str] | None:
 
 
 def read_all(pairs: list[tuple[Path, str]], options: IngestOptions
-             ) -> tuple[dict[str, RawTable], list[RowError], set[str]]:
+             ) -> tuple[dict[str, RawTable], list[RowError], set[str], int]:
     """Read every file (collecting every reading problem) into canonical raw tables.
 
-    Also returns the tables whose conversion already reported errors: they are not validated
-    again, so one bad cell is reported once."""
+    Also returns the tables whose conversion already reported errors (they are not validated
+    again, so one bad cell is reported once) and the count of problems found but not listed."""
     tables: dict[str, RawTable] = {}
     errors: list[RowError] = []
     converted_with_errors: set[str] = set()
+    unlisted = 0
     for file, name in pairs:
         try:
             raw = read_file(file, "customers" if options.format == "stripe" else name, encoding=options.encoding)
         except ValidationFailed as exc:
             errors.extend(exc.errors)
+            unlisted += exc.total - len(exc.errors)
             continue
         if options.format == "stripe":
             from winback.ingest.sources import stripe_export
@@ -168,7 +170,7 @@ def read_all(pairs: list[tuple[Path, str]], options: IngestOptions
                                        f"table {out.table} also comes from {tables[out.table].file}; keep one"))
                 continue
             tables[out.table] = out
-    return tables, errors, converted_with_errors
+    return tables, errors, converted_with_errors, unlisted
 
 
 def _apply_mapping(raw: RawTable, mapping: dict[str, str]) -> RawTable:
@@ -197,7 +199,7 @@ def ingest(settings: Settings, path: Path | str, options: IngestOptions | None =
 
     pairs, skipped = discover(path, options)
     note("reading", 0, len(pairs))
-    raws, errors, already_reported = read_all(pairs, options)
+    raws, errors, already_reported, unlisted = read_all(pairs, options)
     if options.mapping and options.table:
         spec = TABLES_BY_NAME[options.table]
         bad = [c for c in options.mapping if not spec.has(c)]
@@ -219,7 +221,7 @@ def ingest(settings: Settings, path: Path | str, options: IngestOptions | None =
                                             allow_extra=options.allow_extra_columns, max_errors=ing.max_errors,
                                             future_tolerance=tolerance)
             errors.extend(checks[spec.name].errors)
-        total_errors = len(errors) + sum(c.error_total - len(c.errors) for c in checks.values())
+        total_errors = len(errors) + unlisted + sum(c.error_total - len(c.errors) for c in checks.values())
         clean = {name for name, c in checks.items() if c.ok and name not in already_reported}
         for spec in ordered:
             if spec.name not in clean:

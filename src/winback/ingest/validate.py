@@ -108,7 +108,7 @@ def check_table(con: duckdb.DuckDBPyConnection, raw: RawTable, source: str, now:
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {stage} AS
         WITH cells AS (SELECT {q(ROW)} AS _row, {', '.join(cells)} FROM {view}),
-             parsed AS (SELECT *, {', '.join(parsed)} FROM cells)
+             parsed AS MATERIALIZED (SELECT *, {', '.join(parsed)} FROM cells)
         SELECT {typed}, {rules.lit(source)} AS source, (hash({hashed}) >> 1)::BIGINT AS _row_hash, _row,
                {', '.join(reasons)}
         FROM parsed""")

@@ -146,6 +146,8 @@ def read_csv(path: Path, table: str, encoding: str = "utf-8", delimiter: str = "
             row = _first_undecodable_row(path, encoding)
             raise _fail(path, f"not valid {encoding} text at this row; re-save the file as UTF-8 or pass "
                               f"--encoding (e.g. cp1252, shift_jis)", row=row) from exc
+        if "skip initial" in message:  # a header line and nothing else, not even a newline
+            raise _fail(path, "no data rows: the file has a header but nothing under it") from exc
         if "straddling" in message or "block" in message:
             raise _fail(path, f"a record is larger than {CSV_BLOCK_SIZE >> 20} MB (unclosed quote?)") from exc
         raise _fail(path, f"cannot parse CSV: {message}") from exc
@@ -201,13 +203,18 @@ def _number_bad_rows(path: Path, bad_rows: list[RowError], encoding: str = "utf-
 
 
 def _has_blank_lines(path: Path) -> bool:
-    """Whether the file may hold blank lines (which the CSV parser skips, shifting row numbers)."""
-    tail = b""
+    """Whether the file may hold blank lines before data (the CSV parser skips them, shifting row numbers)."""
+    tail, blank_seen = b"", False
     with _open_binary(path) as fh:
         while chunk := fh.read(1 << 20):
-            text = tail + chunk
-            if b"\n\n" in text or b"\n\r\n" in text or b"\r\r" in text:
+            if blank_seen and chunk.strip():
                 return True
+            text = tail + chunk
+            found = [i for i in (text.find(b"\n\n"), text.find(b"\n\r\n"), text.find(b"\r\r")) if i >= 0]
+            if found:
+                if text[min(found):].strip():
+                    return True
+                blank_seen = True  # blank lines at the very end of the file do not matter
             tail = text[-2:]
     return False
 
@@ -243,7 +250,7 @@ def read_jsonl(path: Path, table: str, encoding: str = "utf-8", json_columns: fr
 
     columns: dict[str, list] = {}
     row_numbers: list[int] = []
-    errors: list[RowError] = []
+    errors = _Collected(cap=1000)
     count = 0
     enc = "utf-8" if encoding.lower() in ("utf-8", "utf8") else encoding
     with _open_binary(path) as fh:
@@ -286,15 +293,27 @@ def read_jsonl(path: Path, table: str, encoding: str = "utf-8", json_columns: fr
             for col in columns.values():
                 if len(col) < count:
                     col.append(None)
-            if len(errors) > 10_000:
-                break
-    if errors:
-        raise ValidationFailed(errors[:1000], total=len(errors))
+    if errors.total:
+        raise ValidationFailed(list(errors), total=errors.total)
     if count == 0:
         raise _fail(path, "no records: the file holds no JSON objects")
     arrays = {name: pa.array(values, type=pa.string()) for name, values in columns.items()}
     arrays[ROW] = pa.array(row_numbers, type=pa.int64())
     return RawTable(table, str(path), pa.table(arrays))
+
+
+class _Collected(list):
+    """Keeps the first ``cap`` errors and counts them all."""
+
+    def __init__(self, cap: int):
+        super().__init__()
+        self.cap = cap
+        self.total = 0
+
+    def append(self, error: RowError) -> None:
+        self.total += 1
+        if len(self) < self.cap:
+            super().append(error)
 
 
 def _cell(value) -> str | None:
