@@ -42,3 +42,9 @@ def test_major_minor_round_trip(amount, currency):
     money = Money(amount, currency)
     assert to_minor(str(money.major()), currency) == amount
     assert isinstance(money.major(), Decimal)
+
+
+def test_localised_display():
+    assert Money(123456, "USD").format() == "$1,234.56"
+    assert Money(3000, "JPY").format("ja") == "￥3,000"
+    assert Money(123456, "UAH").format("uk").replace("\xa0", " ").replace("\u202f", " ") == "1 234,56 ₴"

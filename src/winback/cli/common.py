@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Callable
@@ -55,6 +56,18 @@ def handle_errors(fn: Callable) -> Callable:
         except KeyboardInterrupt:
             err.print("error: interrupted", markup=False)
             raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:  # a bug: still one line, with the traceback on request
+            if os.environ.get("WINBACK_DEBUG"):
+                raise
+            reason = f"internal error ({type(exc).__name__}: {' '.join(str(exc).split())[:300]}); " \
+                     f"set WINBACK_DEBUG=1 for the traceback"
+            if as_json:
+                emit_json({"ok": False, "error": reason})
+            else:
+                err.print(f"error: {reason}", markup=False, highlight=False)
+            raise typer.Exit(70) from None
 
     return wrapper
 

@@ -92,7 +92,7 @@ def _reset(root: Path) -> None:
 def _money(minor_by_currency: dict) -> str:
     from winback.kit.money import Money
 
-    return ", ".join(str(Money(int(v), c)) for c, v in minor_by_currency.items()) or "0"
+    return ", ".join(Money(int(v), c).format() for c, v in minor_by_currency.items()) or "0"
 
 
 def _print_summary(p: dict) -> None:

@@ -20,8 +20,8 @@ def overview(con: ibis.BaseBackend) -> dict:
     involuntary = int(churned.filter(churned.cancel_reason_code == "payment_failed").count().execute())
     result["churned_subscriptions"] = n_churned
     result["involuntary_share_of_churn"] = round(involuntary / n_churned, 4) if n_churned else None
-    reasons = (churned.filter(churned.cancel_reason_code.notnull())
-               .group_by("cancel_reason_code").aggregate(n=churned.count()).order_by(ibis.desc("n")).execute())
+    stated = churned.filter(churned.cancel_reason_code.notnull())
+    reasons = stated.group_by("cancel_reason_code").aggregate(n=stated.count()).order_by(ibis.desc("n")).execute()
     result["stated_cancel_reasons"] = {r.cancel_reason_code: int(r.n) for r in reasons.itertuples()}
     lost = churned.group_by("currency").aggregate(lost_mrr=churned.mrr.sum()).execute()
     result["lost_mrr_minor"] = {r.currency: int(r.lost_mrr) for r in lost.itertuples()}

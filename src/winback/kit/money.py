@@ -81,6 +81,12 @@ class Money:
     def major(self) -> Decimal:
         return Decimal(self.amount_minor).scaleb(-minor_unit_exponent(self.currency))
 
+    def format(self, locale: str = "en") -> str:
+        """Localised display, e.g. ``$1,234.56`` (en), ``￥3,000`` (ja), ``1 234,56 ₴`` (uk)."""
+        from babel.numbers import format_currency
+
+        return format_currency(self.major(), self.currency, locale=locale.replace("-", "_"))
+
     def __str__(self) -> str:
         exp = minor_unit_exponent(self.currency)
         return f"{self.major():.{exp}f} {self.currency}"

@@ -1,0 +1,59 @@
+"""`winback generate` and `winback demo` from the command line."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from winback.cli.app import app
+
+runner = CliRunner()
+
+
+def test_generate_then_ingest_both_kinds(tmp_path):
+    ws = tmp_path / "ws"
+    assert runner.invoke(app, ["init", str(ws)]).exit_code == 0
+    for kind in ("saas", "ecommerce"):
+        out = tmp_path / kind
+        result = runner.invoke(app, ["generate", "--kind", kind, "--customers", "400", "--seed", "3",
+                                     "--out", str(out), "--json"])
+        assert result.exit_code == 0, result.output
+        generated = json.loads(result.stdout)
+        assert (out / "ground_truth.parquet").exists()
+        result = runner.invoke(app, ["ingest", str(out), "-w", str(ws), "--source", kind, "--json"])
+        assert result.exit_code == 0, result.output
+        loaded = json.loads(result.stdout)
+        assert "ground_truth.parquet" in loaded["skipped"]
+        for table, rows in generated["rows"].items():
+            assert loaded["tables"][table]["rows"] == rows, table
+    status = json.loads(runner.invoke(app, ["status", "-w", str(ws), "--json"]).stdout)
+    assert status["history_store"]["tables"]["orders"] > 0 and status["history_store"]["tables"]["invoices"] > 0
+    assert status["state_store"]["tables"]["customers"] == 800
+
+
+def test_generate_rejects_bad_arguments(tmp_path):
+    result = runner.invoke(app, ["generate", "--kind", "bakery", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 1 and "error:" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    result = runner.invoke(app, ["generate", "--customers", "0", "--out", str(tmp_path / "x"), "--json"])
+    assert result.exit_code == 1 and json.loads(result.stdout)["ok"] is False
+
+
+def test_demo_runs_end_to_end_and_refreshes(tmp_path):
+    target = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "--dir", str(target), "--customers", "1500", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["history"]["customers"] == 1500
+    assert payload["stores"]["state"]["customers"] == 1500
+    assert 0.2 <= payload["history"]["involuntary_share_of_churn"] <= 0.4
+    assert payload["ingest"]["rows_read"] == sum(payload["generated"]["rows"].values())
+    # a second run recreates the folder instead of piling up data
+    again = json.loads(runner.invoke(app, ["demo", "--dir", str(target), "--customers", "1500", "--json"]).stdout)
+    assert again["stores"] == payload["stores"]
+    # it never deletes a folder it did not create
+    other = tmp_path / "precious"
+    other.mkdir()
+    (other / "thesis.txt").write_text("do not delete")
+    result = runner.invoke(app, ["demo", "--dir", str(other)])
+    assert result.exit_code == 1 and (other / "thesis.txt").exists()
