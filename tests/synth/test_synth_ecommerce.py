@@ -9,7 +9,7 @@ from collections import Counter, defaultdict
 import numpy as np
 import pytest
 
-from synth_checks import (
+from tests.synth.synth_checks import (
     SHOP_TABLES, header, key_problems, load_csv, load_truth, reference_problems, spec_problems, values,
 )
 from winback.models.history import TABLES_BY_NAME
@@ -147,6 +147,8 @@ def test_lapsed_survey_text_and_tickets(t, truth):
     assert any(re.search(r"[\u3040-\u30ff]", x) for x in by_lang["ja"])
     assert all(re.search(r"[\uac00-\ud7af]", x) for x in by_lang["ko"])
     assert all(re.search(r"[\u0400-\u04ff]", x) for x in by_lang["uk"])
+    commenters = {c for c, q in zip(values(sr, "customer_id"), values(sr, "question_id")) if q == "comment"}
+    assert commenters == {x["customer_id"] for x in truth if x["comment_reason"]}
     scores = [int(s) for s, q in zip(values(sr, "score"), values(sr, "question_id")) if q == "order_satisfaction"]
     assert scores and set(scores) <= {1, 2, 3, 4, 5}
     topics = Counter(values(t["tickets"], "topic"))

@@ -13,7 +13,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from synth_checks import SAAS_TABLES, SHOP_TABLES, read_csv, read_jsonl, reference_problems, spec_problems
+from tests.synth.synth_checks import (
+    SAAS_TABLES, SHOP_TABLES, read_csv, read_jsonl, reference_problems, spec_problems,
+)
 from winback.models.history import TABLES_BY_NAME
 from winback.synth import GenerateResult, generate
 from winback.synth.texts import (

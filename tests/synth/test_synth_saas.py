@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pytest
 
-from synth_checks import (
+from tests.synth.synth_checks import (
     SAAS_TABLES, epoch, header, instant, key_problems, load_csv, load_truth, reference_problems, spec_problems,
     values,
 )
@@ -387,3 +387,17 @@ def test_timestamps_respect_an_earlier_observation_end(tmp_path):
     assert [p for name in SAAS_TABLES for p in spec_problems(name, tables[name], end)] == []
     assert reference_problems(tables) == []
     assert result.rows["price_changes"] == 0  # announced after the horizon
+
+
+def test_comment_reasons_label_the_free_text(t, truth):
+    rows = [r for r in truth if r["comment_reason"]]
+    assert len(rows) > 100
+    agree = sum(r["comment_reason"] == r["true_reason"] for r in rows) / len(rows)
+    assert 0.9 <= agree < 1.0, agree  # ~5% of comments talk about something else
+    # every customer with an exit comment or cancellation comment of their latest churn is labelled
+    labelled = {r["customer_id"] for r in truth if r["comment_reason"] or r["previous_comment_reason"]}
+    sr = t["survey_responses"]
+    commenters = {c for c, q in zip(values(sr, "customer_id"), values(sr, "question_id")) if q == "comment"}
+    assert commenters <= labelled
+    back = [r for r in truth if r["reactivated"]]
+    assert all(r["previous_reason"] and r["previous_churned_at"] < r["reactivated_at"] for r in back)

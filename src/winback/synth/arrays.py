@@ -130,6 +130,18 @@ def expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return parent, pos
 
 
+def last_row_of(keys: np.ndarray, n: int) -> np.ndarray:
+    """For each key 0..n-1, the index of its last row (-1 if none); ``keys`` need not be sorted.
+
+    (Fancy assignment with repeated indices does not promise which write wins, so this takes
+    the maximum explicitly.)
+    """
+    out = np.full(n, -1, dtype=np.int64)
+    if len(keys):
+        np.maximum.at(out, np.asarray(keys, dtype=np.int64), np.arange(len(keys), dtype=np.int64))
+    return out
+
+
 def first_in_group(keys: np.ndarray) -> np.ndarray:
     """For rows sorted by ``keys``: True where a new key starts."""
     out = np.ones(len(keys), dtype=bool)

@@ -30,6 +30,7 @@ from winback.models.history import get_table
 from winback.synth import truth
 from winback.synth.arrays import (
     DAY, HOUR, MINUTE, NA, START, WEEK, build_table, choice, choice_rows, digits_width, expand, ids, join,
+    last_row_of,
     stream, take,
 )
 from winback.synth.people import make_people, opted_out_at, signup_times
@@ -449,6 +450,8 @@ def build(n: int, seed: int, horizon: int, progress=None, emit_table=None) -> tu
     is_dead[buyers] = dead
     churned_at = np.full(n, NA, dtype=np.int64)
     churned_at[buyers] = np.where(dead, last_time, NA)
+    comment_reason = np.zeros(n, dtype=np.int64)  # the reason the lapsed-survey comment expresses
+    comment_reason[buyers[comment]] = text_reason[comment]
     rate = np.zeros(n)
     rate[buyers] = lam
     drop = np.full(n, np.nan)
@@ -462,12 +465,10 @@ def build(n: int, seed: int, horizon: int, progress=None, emit_table=None) -> tu
     spend_pct = np.zeros(n)
     spend_pct[count > 0] = _pct(spent[count > 0])
     p = truth.shop_p_return(reason, persona, is_dead, rate, spend_pct, months_since, declined_c, PERSONAS)
-    last_cat = np.full(n, -1, dtype=np.int64)
-    last_line = np.full(n, -1, dtype=np.int64)
-    # category of the last item of the last order, via a stable sort by time
+    # category of the last line of the last order
     io = np.lexsort((i_line, o_time[i_order]))
-    last_cat[i_cust[io]] = cat[io]
-    del last_line
+    last_row = last_row_of(i_cust[io], n)
+    last_cat = np.where(last_row >= 0, cat[io][np.maximum(last_row, 0)], -1)
     buyer_mask = np.zeros(n, dtype=bool)
     buyer_mask[buyers] = True
     columns = {
@@ -488,6 +489,7 @@ def build(n: int, seed: int, horizon: int, progress=None, emit_table=None) -> tu
         "favourite_category": take(CATEGORIES, fav),
         "last_category": take(CATEGORIES, np.maximum(last_cat, 0), mask=last_cat < 0),
         "declined_at_checkout": pa.array(declined_c),
+        "comment_reason": take(("",) + REASONS, comment_reason, mask=comment_reason == 0),
     })
     gt = pa.table(columns)
 

@@ -1,4 +1,36 @@
-"""``generate()``: write a realistic dataset plus its ground truth into a folder."""
+"""``generate()``: write a realistic dataset plus its ground truth into a folder.
+
+Output (``out_dir``): one ``<table>.<ext>`` per table of the kind, columns exactly as the table
+specs in :mod:`winback.models.history`; ``ground_truth.parquet`` with one row per customer; and
+``ground_truth.json`` with the summary (``GenerateResult.summary()`` without the timing).
+
+History lies between 2023-01-01 and ``observation_end`` 00:00 UTC (inclusive); only
+``future_ok`` columns (trial ends, period ends, a planned release) may lie later.
+
+Ground truth columns (both kinds unless noted):
+
+* ``customer_id``, ``churned`` (lost by the observation end), ``churned_at``;
+* ``true_reason``: price | missing_feature | usability | support | competitor | other |
+  involuntary, for the latest cancellation (also set when a SaaS cancellation is scheduled for
+  after the observation end, see ``cancel_scheduled``); null otherwise;
+* ``persona`` (e-commerce: bouncer, passive_browser, cart_abandoner, one_time_low_aov,
+  one_time_high_aov, repeat_buyer; null for SaaS, whose ``lifecycle`` says prospect_abandoned,
+  prospect_declined, trialing, trial_lost, active, past_due or churned);
+* ``requested_feature`` (SaaS: e.g. ``integration_x``);
+* ``p_return_<offer>`` for none, discount, lower_tier, annual_incentive, pause, extended_trial,
+  expert_session, account_credit, feature_announcement, payment_update: the true probability of
+  returning under that offer (model in :mod:`winback.synth.truth`). SaaS: set for lost customers
+  (churned, trial_lost, prospects), null for live ones. E-commerce: set for everyone (probability
+  of a purchase within 90 days of the offer);
+* ``comment_reason``: the reason the customer's free text (exit comment, cancellation comment)
+  actually expresses; it differs from ``true_reason`` for ~5% on purpose;
+* SaaS extras: ``stated_reason`` (the cancellation feedback code / survey choice given, ~10%
+  noisy), ``plan_id``, ``mrr`` (last MRR, cents), ``paid_months``, ``reactivated``,
+  ``reactivated_at``, ``previous_reason`` / ``previous_churned_at`` / ``previous_comment_reason``
+  (the churn before a reactivation), ``engagement_decaying`` (at risk), ``card_expiring_soon``;
+* E-commerce extras: ``purchase_rate_per_week`` (BG/NBD lambda), ``dropout_probability`` (p),
+  ``orders``, ``total_spent``, ``favourite_category``, ``last_category``, ``declined_at_checkout``.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +50,7 @@ from winback.synth.writer import EXTENSIONS, TableWriter
 KINDS = ("saas", "ecommerce")
 FORMATS = tuple(EXTENSIONS)
 EARLIEST_END = dt.date(2023, 3, 1)
+LATEST_END = dt.date(2094, 12, 31)  # card expiry years (up to 5 years ahead) must stay <= 2100
 MAX_CUSTOMERS = 50_000_000
 GROUND_TRUTH_PARQUET = "ground_truth.parquet"
 GROUND_TRUTH_JSON = "ground_truth.json"
@@ -119,5 +152,5 @@ def _check(kind, customers, seed, fmt, observation_end) -> None:
     if observation_end < EARLIEST_END:
         raise ValueError(f"observation_end must be on or after {EARLIEST_END.isoformat()} "
                          f"(history starts {dt.datetime.fromtimestamp(START, dt.timezone.utc).date()})")
-    if observation_end > dt.date(2100, 1, 1):
-        raise ValueError("observation_end must be before 2100")
+    if observation_end > LATEST_END:
+        raise ValueError(f"observation_end must be on or before {LATEST_END.isoformat()}")

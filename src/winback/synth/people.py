@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from winback.synth.arrays import DAY, choice, ids, join, padded, take
+from winback.synth.arrays import DAY, choice, ids, join, take
 from winback.synth.texts import LANGUAGES
 
 LOCALE_WEIGHTS = (0.50, 0.14, 0.10, 0.08, 0.10, 0.08)  # en ja ko uk zh-Hans zh-Hant
@@ -264,4 +264,4 @@ def signup_times(rng: np.random.Generator, n: int, start: int, end: int, growth:
     return start + (u * (end - start)).astype(np.int64)
 
 
-__all__ = ["People", "make_people", "signup_times", "opted_out_at", "padded"]
+__all__ = ["People", "make_people", "signup_times", "opted_out_at"]

@@ -31,6 +31,7 @@ from winback.models.history import get_table
 from winback.synth import truth
 from winback.synth.arrays import (
     DAY, HOUR, MINUTE, NA, START, Anchor, build_table, choice, choice_rows, digits_width, expand, first_in_group, ids,
+    last_row_of,
     join, month_number, month_of, monday_week, pick_by_hazards, seconds, take, week_start,
 )
 from winback.synth.people import make_people, opted_out_at, signup_times
@@ -386,8 +387,7 @@ def build(n: int, seed: int, horizon: int, progress=None, emit_table=None) -> tu
     sub_id = ids("sub_", np.arange(1, m + 1), digits_width(m))
     subs.extra["id"] = sub_id
     # latest subscription per customer
-    latest_of = np.full(n, -1, dtype=np.int64)
-    latest_of[subs.cust] = np.arange(m)  # later rows (later starts) win
+    latest_of = last_row_of(subs.cust, n)  # rows are in start order, so the last row is the latest
     T: dict[str, pa.Table] = {}
 
     def emit(name: str, table: pa.Table) -> None:
@@ -419,7 +419,8 @@ def build(n: int, seed: int, horizon: int, progress=None, emit_table=None) -> tu
     # ---------------------------------------------------------------- tickets, surveys, checkouts
     ctx.say("saas: tickets, surveys, checkouts")
     emit("tickets", _tickets(ctx, subs, inv, requested, req_sub, people, H))
-    stated, surveys, cancel_code, cancel_text = _surveys(ctx, subs, at_risk, requested, people, status, H)
+    stated, text_label, surveys, cancel_code, cancel_text = _surveys(ctx, subs, at_risk, requested, people, status,
+                                                                     H)
     emit("survey_responses", surveys)
     checkouts, created_at = _checkouts(ctx, subs, role, t_sign, people, H)
     emit("checkouts", checkouts)
@@ -468,7 +469,7 @@ def build(n: int, seed: int, horizon: int, progress=None, emit_table=None) -> tu
     # ---------------------------------------------------------------- ground truth and summary
     ctx.say("saas: ground truth")
     gt, facts = _truth(ctx, subs, status, mrr, inv, role, t_sign, requested, requester_c, at_risk, expiring_soon,
-                       latest_of, stated, people, T)
+                       latest_of, stated, text_label, people, T)
     return {name: T[name] for name in TABLES}, gt, facts
 
 
@@ -594,8 +595,7 @@ def _statuses(subs: Subs, inv: dict, H: int):
     status[ended] = 3
     status[(subs.outcome == 2) & ~ended] = 2
     # the latest invoice still being retried at the horizon
-    last = np.full(m, -1, dtype=np.int64)
-    last[inv["parent"]] = np.arange(inv["parent"].size)
+    last = last_row_of(inv["parent"], m)
     has = last >= 0
     open_last = np.zeros(m, dtype=bool)  # a failed charge still being retried
     open_last[has] = (inv["status"][last[has]] == 1) & (inv["kind"][last[has]] >= 1)
@@ -658,7 +658,7 @@ def _cards(ctx: Ctx, subs: Subs, inv: dict, att: dict, locale: np.ndarray, lates
         exp[:, c] = np.where(is_current & live, ahead, past)
     expired = hard_code == C_EXPIRED  # the card stopped working the month before the failure
     exp[:, 0] = np.where(expired, hard_month - 1, exp[:, 0])
-    expiring_soon = live & soon
+    expiring_soon = live & soon & ~(expired & (current == 0))  # not the ones already expired (in dunning)
     brand = np.stack([choice_rows(rng, BRAND_WEIGHTS, locale), choice_rows(rng, BRAND_WEIGHTS, locale)], axis=1)
     last4 = rng.integers(0, 10_000, (n, 2))
     exp_year, exp_month = month_number(exp)
@@ -885,13 +885,16 @@ def _surveys(ctx: Ctx, subs: Subs, at_risk: np.ndarray, requested: np.ndarray, p
     with_comment = has_code & (rng.random(m) < 0.5)
     cancel_code = take(CANCEL_CODES, np.where(involuntary, CODE_PAYMENT_FAILED, code), mask=~(has_code | involuntary))
     cancel_text = pc.if_else(pa.array(with_comment), text, pa.scalar(None, pa.string()))
-    stated = np.where(has_code | has_survey, code, -1)
-    stated = np.where(involuntary, CODE_PAYMENT_FAILED, stated)
-
     # exit survey rows
     responded = subs.cancel + (rng.uniform(0.01, 3.0, m) * DAY).astype(np.int64)
-    ex = np.nonzero(has_survey & (responded <= H))[0]
+    answered = has_survey & (responded <= H)
+    ex = np.nonzero(answered)[0]
     comment = ex[rng.random(ex.size) < 0.8]
+    stated = np.where(has_code | answered, code, -1)
+    stated = np.where(involuntary, CODE_PAYMENT_FAILED, stated)
+    wrote = with_comment.copy()
+    wrote[comment] = True
+    text_label = np.where(wrote, text_reason, 0)  # the reason the customer's free text expresses
     back = ex[rng.random(ex.size) < 0.5]
     back_choice = np.where(rng.random(back.size) < 0.15, rng.integers(0, 6, back.size),
                            np.clip(subs.reason[back], 1, 6) - 1)
@@ -927,7 +930,7 @@ def _surveys(ctx: Ctx, subs: Subs, at_risk: np.ndarray, requested: np.ndarray, p
         "score": (score_col[order], q_kind[order] != 3),
         "language": take(LANGUAGES, lang[q_sub[order]]),
     })
-    return stated, table, cancel_code, cancel_text
+    return stated, text_label, table, cancel_code, cancel_text
 
 
 def _checkouts(ctx: Ctx, subs: Subs, role: np.ndarray, t_sign: np.ndarray, people, H: int):
@@ -1013,7 +1016,7 @@ def _releases() -> pa.Table:
 
 
 def _truth(ctx: Ctx, subs: Subs, status, mrr, inv, role, t_sign, requested, requester_c, at_risk, expiring_soon,
-           latest_of, stated, people, T) -> tuple[pa.Table, dict]:
+           latest_of, stated, text_label, people, T) -> tuple[pa.Table, dict]:
     H = ctx.horizon
     n = role.size
     has = latest_of >= 0
@@ -1042,8 +1045,7 @@ def _truth(ctx: Ctx, subs: Subs, status, mrr, inv, role, t_sign, requested, requ
     for key, at in RELEASE_AT.items():
         if key in FEATURES:
             shipped |= (feat == FEATURES.index(key)) & (at <= H)
-    last_inv = np.full(subs.cust.size, -1)
-    last_inv[inv["parent"]] = np.arange(inv["parent"].size)
+    last_inv = last_row_of(inv["parent"], subs.cust.size)
     li = last_inv[si]
     hard = (li >= 0) & (inv["kind"][np.maximum(li, 0)] == 4)
     paid_months = np.bincount(subs.cust[subs.K > 0], weights=subs.K[subs.K > 0], minlength=n)
@@ -1064,11 +1066,18 @@ def _truth(ctx: Ctx, subs: Subs, status, mrr, inv, role, t_sign, requested, requ
     reactivated = np.zeros(n, dtype=bool)
     reactivated[subs.cust[subs.second]] = True
     stated_c = np.where(has & (reason > 0), stated[L], -1)
+    comment_reason = np.where(has & (reason > 0), text_label[L], 0)
+    # the churn before a reactivation (its survey answers predate the comeback)
+    first_of = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first_of, subs.cust, np.arange(subs.cust.size))
+    F = np.where(reactivated, first_of, 0)
+    prev_reason = np.where(reactivated, subs.reason[F], 0)
+    prev_end = np.where(reactivated, subs.end[F], NA)
+    prev_comment = np.where(reactivated, text_label[F], 0)
     columns = {
         "customer_id": people.customer_id,
         "churned": pa.array(churned),
-        "churned_at": pa.array(np.where(churned, churned_at, 0) * 1_000_000, mask=~churned).view(
-            pa.timestamp("us", tz="UTC")),
+        "churned_at": _ts(np.where(churned, churned_at, NA)),
         "true_reason": take(("",) + REASONS, reason, mask=reason == 0),
         "persona": pa.nulls(n, pa.string()),
         "requested_feature": take(FEATURES, req_feature, mask=req_feature == 0),
@@ -1085,6 +1094,11 @@ def _truth(ctx: Ctx, subs: Subs, status, mrr, inv, role, t_sign, requested, requ
         "engagement_decaying": pa.array(np.where(has, at_risk[L], False)),
         "card_expiring_soon": pa.array(expiring_soon),
         "cancel_scheduled": pa.array(has & (st == 1) & (subs.outcome[L] == 1)),
+        "comment_reason": take(("",) + REASONS, comment_reason, mask=comment_reason == 0),
+        "reactivated_at": _ts(np.where(reactivated, subs.started[L], NA)),
+        "previous_reason": take(("",) + REASONS, prev_reason, mask=prev_reason == 0),
+        "previous_churned_at": _ts(prev_end),
+        "previous_comment_reason": take(("",) + REASONS, prev_comment, mask=prev_comment == 0),
     })
     gt = pa.table(columns)
 
@@ -1137,6 +1151,11 @@ def _truth(ctx: Ctx, subs: Subs, status, mrr, inv, role, t_sign, requested, requ
         "active_mrr": int(last_mrr[has & np.isin(st, (1, 2))].sum()),
     }
     return gt, facts
+
+
+def _ts(sec: np.ndarray) -> pa.Array:
+    sec = np.asarray(sec, dtype=np.int64)
+    return pa.array(np.where(sec == NA, 0, sec) * 1_000_000, mask=sec == NA).view(pa.timestamp("us", tz="UTC"))
 
 
 def _agreement(stated_c: np.ndarray, reason: np.ndarray) -> float | None:
