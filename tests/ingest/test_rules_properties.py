@@ -194,8 +194,10 @@ def parse_iso(s: str) -> dt.datetime | None:
                     return None
                 pos = end
         tail = t[pos:]
-        if tail[:1] and tail[0] in WHITESPACE:
+        if tail[:1] and tail[0] in WHITESPACE:  # one blank may stand before an offset, not alone
             tail = tail[1:]
+            if not tail:
+                return None
         offset = parse_offset(tail)
         if offset is None:
             return None

@@ -169,3 +169,13 @@ def test_text_pool_fills_placeholders():
     feature = pool.draw(rng, np.full(n, pool.code("missing_feature")), np.full(n, 1, dtype=np.int64),
                         np.full(n, 1, dtype=np.int64)).to_pylist()
     assert all("Integration X" in x for x in feature) and len(set(feature)) >= 6
+
+
+def test_regenerating_in_another_format_replaces_the_old_files(tmp_path):
+    from winback.synth import generate
+
+    (tmp_path / "notes.txt").write_text("keep me")
+    generate("ecommerce", 200, 1, tmp_path, fmt="csv")
+    generate("ecommerce", 200, 1, tmp_path, fmt="parquet")
+    assert not list(tmp_path.glob("*.csv"))
+    assert (tmp_path / "orders.parquet").exists() and (tmp_path / "notes.txt").read_text() == "keep me"

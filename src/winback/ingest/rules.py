@@ -23,7 +23,7 @@ EMAIL_RE = r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f.]+(\.[^@\s\x00-\x1f\x
 PHONE_RE = r"^\+[1-9][0-9]{6,14}$"
 # date, or date + time with optional fraction and optional Z / +HH[:MM] offset
 TIMESTAMP_RE = (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
-                r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?\s?(Z|z|[+-]([01][0-9]|2[0-3])(:?[0-5][0-9])?)?)?$")
+                r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?(\s?(Z|z|[+-]([01][0-9]|2[0-3])(:?[0-5][0-9])?))?)?$")
 # the common exports' forms, which DuckDB's TIMESTAMP cast reads as UTC directly (fast path)
 FAST_TIMESTAMP_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z?)?$"
 EPOCH_RE = r"^[0-9]{9,10}$"

@@ -85,7 +85,7 @@ def check_table(con: duckdb.DuckDBPyConnection, raw: RawTable, source: str, now:
     cells, parsed, errs = [], [], []
     for i, col in enumerate(spec.columns):
         if col.name in present:
-            cell = f"NULLIF(trim({q(col.name)}), '')"
+            cell = f"NULLIF(trim({q(col.name)}, ' \t\r\n'), '')"
             if col.default is not None:
                 cell = f"coalesce({cell}, {rules.lit(col.default)})"
         else:

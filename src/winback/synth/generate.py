@@ -102,6 +102,7 @@ def generate(kind: str, customers: int, seed: int, out_dir: Path, fmt: str = "cs
     began = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    _remove_previous_dataset(out_dir)
     horizon = seconds(observation_end)
     if kind == "saas":
         from winback.synth import saas as model
@@ -132,6 +133,19 @@ def generate(kind: str, customers: int, seed: int, out_dir: Path, fmt: str = "cs
     if progress:
         progress(f"{kind}: {result.total_rows:,} rows in {result.seconds:.1f} s")
     return result
+
+
+def _remove_previous_dataset(out_dir: Path) -> None:
+    """Delete table files an earlier run left (any format), so a folder holds one dataset.
+
+    Only files named exactly like a table or the ground truth are touched."""
+    from winback.models.history import TABLES_BY_NAME
+
+    names = {f"{t}.{ext}" for t in TABLES_BY_NAME for ext in ("csv", "parquet", "jsonl")}
+    names |= {GROUND_TRUTH_PARQUET, GROUND_TRUTH_JSON}
+    for path in out_dir.iterdir():
+        if path.is_file() and path.name in names:
+            path.unlink()
 
 
 def _check(kind, customers, seed, fmt, observation_end) -> None:
