@@ -11,6 +11,7 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -159,8 +160,9 @@ def read_csv(path: Path, table: str, encoding: str = "utf-8", delimiter: str = "
         raise ValidationFailed(bad_rows)
     if data.num_rows == 0:
         raise _fail(path, "no data rows: the file has a header but nothing under it")
-    numbers = _record_numbers(path, encoding, delimiter, data.num_rows) if _has_blank_lines(path) else None
-    rows = pa.array(numbers or range(2, data.num_rows + 2), type=pa.int64())
+    numbers = None if _one_line_per_record(path, data.num_rows) else \
+        _record_numbers(path, encoding, delimiter, data.num_rows)
+    rows = pa.array(numbers) if numbers else pa.array(np.arange(2, data.num_rows + 2, dtype=np.int64))
     return RawTable(table, str(path), data.append_column(ROW, rows))
 
 
@@ -202,21 +204,16 @@ def _number_bad_rows(path: Path, bad_rows: list[RowError], encoding: str = "utf-
     return found or bad_rows
 
 
-def _has_blank_lines(path: Path) -> bool:
-    """Whether the file may hold blank lines before data (the CSV parser skips them, shifting row numbers)."""
-    tail, blank_seen = b"", False
+def _one_line_per_record(path: Path, records: int) -> bool:
+    """True when the file has exactly one line per record after the header (no blank lines, no
+    line breaks inside quoted cells), so record i is row i + 2. Counting newlines is fast."""
+    newlines, last = 0, b""
     with _open_binary(path) as fh:
-        while chunk := fh.read(1 << 20):
-            if blank_seen and chunk.strip():
-                return True
-            text = tail + chunk
-            found = [i for i in (text.find(b"\n\n"), text.find(b"\n\r\n"), text.find(b"\r\r")) if i >= 0]
-            if found:
-                if text[min(found):].strip():
-                    return True
-                blank_seen = True  # blank lines at the very end of the file do not matter
-            tail = text[-2:]
-    return False
+        while chunk := fh.read(16 << 20):
+            newlines += chunk.count(b"\n")
+            last = chunk[-1:]
+    lines = newlines + (0 if last == b"\n" else 1)
+    return lines == records + 1
 
 
 def _record_numbers(path: Path, encoding: str, delimiter: str, expected: int) -> list[int] | None:
@@ -343,7 +340,7 @@ def read_parquet(path: Path, table: str) -> RawTable:
     columns = {}
     for name, column in zip(names, data.columns):
         columns[name] = _to_text(path, name, column)
-    columns[ROW] = pa.array(range(1, data.num_rows + 1), type=pa.int64())
+    columns[ROW] = pa.array(np.arange(1, data.num_rows + 1, dtype=np.int64))
     return RawTable(table, str(path), pa.table(columns))
 
 
