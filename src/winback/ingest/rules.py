@@ -140,14 +140,18 @@ def error_sql(column: Column, v: str, parsed: str, now_sql: str, reject_formulas
     checks: list[tuple[str, str]] = []  # (condition that means "bad", reason)
     if k in MAX_LENGTH:
         checks.append((f"length({v}) > {MAX_LENGTH[k]}", f"longer than {MAX_LENGTH[k]:,} characters"))
-    if k in ("id", "string", "email", "currency", "country", "enum", "locale", "timezone", "phone"):
-        checks.append((f"regexp_matches({v}, '{ID_CONTROL_RE}')", "contains control characters"))
-    if k in ("text", "json"):
-        checks.append((f"regexp_matches({v}, '{CONTROL_RE}')", "contains control characters"))
-    if reject_formulas and k in ("id", "string", "text"):
-        checks.append((f"regexp_matches({v}, '{FORMULA_RE}')",
-                       "looks like a spreadsheet formula (starts with =, +, -, @, tab or CR); "
-                       "remove that first character"))
+    if k in ("id", "string", "text"):
+        # one cheap regex finds the few suspicious cells; only those get the specific tests
+        control = ID_CONTROL_RE if k != "text" else CONTROL_RE
+        prefilter = f"{control}|^[-=@+\t\r]" if reject_formulas else control
+        specific = f"WHEN regexp_matches({v}, '{control}') THEN 'contains control characters' "
+        if reject_formulas:
+            specific += (f"WHEN regexp_matches({v}, '{FORMULA_RE}') THEN 'looks like a spreadsheet formula "
+                         f"(starts with =, +, -, @, tab or CR); remove that first character' ")
+        checks.append((f"regexp_matches({v}, '{prefilter}')", f"CASE {specific}END"))
+    elif k in ("email", "phone", "json", "currency", "country", "enum", "locale", "timezone"):
+        control = CONTROL_RE if k == "json" else ID_CONTROL_RE
+        checks.append((f"regexp_matches({v}, '{control}')", "contains control characters"))
     if k == "email":
         checks.append((f"NOT regexp_full_match({v}, '{EMAIL_RE}')", "not an e-mail address"))
     elif k == "phone":
@@ -186,5 +190,6 @@ def error_sql(column: Column, v: str, parsed: str, now_sql: str, reject_formulas
             checks.append((f"{parsed} < {column.min}", f"must be at least {column.min}"))
         if column.max is not None:
             checks.append((f"{parsed} > {column.max}", f"must be at most {column.max}"))
-    whens = " ".join(f"WHEN {cond} THEN {lit(reason)}" for cond, reason in checks)
+    whens = " ".join(f"WHEN {cond} THEN {reason if reason.startswith('CASE ') else lit(reason)}"
+                     for cond, reason in checks)
     return f"CASE {whens} END" if whens else "NULL"

@@ -210,6 +210,7 @@ def ingest(settings: Settings, path: Path | str, options: IngestOptions | None =
     tolerance = dt.timedelta(minutes=ing.future_tolerance_minutes)
     with open_history(settings.history_path) as con:
         con.execute("SET TimeZone='UTC'")
+        con.execute("SET preserve_insertion_order = false")  # lets DuckDB insert in parallel
         history_tables = {t.name for t in TABLES}
         checks: dict[str, TableCheck] = {}
         ordered = [t for t in TABLES if t.name in raws]
