@@ -16,7 +16,7 @@ def test_migrations_match_models_and_round_trip(state_url):
         with engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
         assert diff == []
-        assert {"customers", "import_runs"} <= set(inspect(engine).get_table_names())
+        assert {"customers", "import_runs", "customer_scores", "analysis_runs"} <= set(inspect(engine).get_table_names())
         downgrade(engine, "base")
         assert "customers" not in inspect(engine).get_table_names()
         upgrade(engine)

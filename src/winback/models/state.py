@@ -3,5 +3,6 @@
 from winback.models.base import Base
 from winback.models.customer import Customer
 from winback.models.imports import ImportRun
+from winback.models.scores import AnalysisRun, CustomerScore
 
-__all__ = ["Base", "Customer", "ImportRun"]
+__all__ = ["AnalysisRun", "Base", "Customer", "CustomerScore", "ImportRun"]

@@ -1,0 +1,1 @@
+"""Reports: self-contained HTML (charts with Plotly, its JavaScript embedded so files open offline)."""
