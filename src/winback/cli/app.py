@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from winback import __version__
+from winback.cli.analytics_cmds import analyze_cmd, clv_app, metrics_cmd
 from winback.cli.demo_cmd import demo_cmd
 from winback.cli.generate_cmd import generate_cmd
 from winback.cli.ingest_cmd import ingest_cmd
@@ -36,6 +37,9 @@ app.command("status")(status_cmd)
 app.command("ingest")(ingest_cmd)
 app.command("generate")(generate_cmd)
 app.command("demo")(demo_cmd)
+app.command("analyze")(analyze_cmd)
+app.command("metrics")(metrics_cmd)
+app.add_typer(clv_app, name="clv")
 
 
 def main() -> None:
