@@ -459,8 +459,9 @@ def _report_data(settings, obs, summary, km, cohorts, reasons, events, par, scor
         for key, value in list(zip(par.ids[:25], par.values[:25])):
             source, _, customer = str(key).partition("\x1f")
             top.append({"customer": customer, "source": source, "lost value": Money(int(value), currency).format()})
-    values = scores.column("expected_clv_12m_minor").to_numpy(zero_copy_only=False) if scores.num_rows else []
-    clv_values = [float(v) / scale for v in values if v is not None and v == v]
+    values = scores.column("expected_clv_12m_minor").to_pylist() if scores.num_rows else []
+    statuses = scores.column("status").to_pylist() if scores.num_rows else []
+    clv_values = [float(v) / scale for v, st in zip(values, statuses) if v is not None and st == "active"]
     return {
         "title": f"winback analysis - {settings.name}",
         "observation_end": obs.strftime("%Y-%m-%d %H:%M UTC"),
@@ -473,7 +474,7 @@ def _report_data(settings, obs, summary, km, cohorts, reasons, events, par, scor
         "events": events,
         "pareto": {"cumulative_share": _thin(par.cumulative_share.tolist()) if par is not None else [],
                    "top_share": float(par.top_share) if par is not None else 0.0},
-        "clv": {"values": clv_values[:200_000], "currency": currency, "title": "Expected 12-month customer value"},
+        "clv": {"values": clv_values[:200_000], "currency": currency, "title": "Expected 12-month value of active customers"},
         "tables": {"Most valuable lost customers": top},
     }
 

@@ -25,6 +25,7 @@ def demo_cmd(
     json_output: JsonOpt = False,
 ) -> None:
     """Generate a SaaS company, ingest it into a fresh workspace and run every pipeline stage."""
+    from winback.analytics.service import run_analysis
     from winback.history.store import ibis_connection
     from winback.history.summary import overview
     from winback.ingest.service import ingest
@@ -37,7 +38,7 @@ def demo_cmd(
     observation_end = dt.date(2025, 12, 31)
     steps: dict[str, float] = {}
     with progress_bar(not json_output and err.is_terminal) as bar:
-        task = bar.add_task("workspace", total=4)
+        task = bar.add_task("workspace", total=5)
         t = time.perf_counter()
         settings = init_workspace(root, name="winback-demo", now=f"{observation_end.isoformat()}T23:59:59Z")
         (root / DEMO_MARKER).write_text("created by `winback demo`; the demo recreates this folder\n")
@@ -59,8 +60,12 @@ def demo_cmd(
             history = overview(con)
         finally:
             con.disconnect()
-        counts = status(settings)
         steps["summary"] = time.perf_counter() - t
+        bar.update(task, advance=1, description="analysing")
+        t = time.perf_counter()
+        analysis, report = run_analysis(settings, note=lambda msg: bar.update(task, description=msg))
+        steps["analyze"] = time.perf_counter() - t
+        counts = status(settings)
         bar.update(task, advance=1)
     payload = {
         "ok": True,
@@ -71,6 +76,8 @@ def demo_cmd(
         "generated": gen.summary(),
         "ingest": result.as_dict(),
         "history": history,
+        "analysis": analysis.summary,
+        "report": str(report),
         "stores": {"state": counts["state_store"]["tables"], "history": counts["history_store"]["tables"]},
         "seconds": {k: round(v, 2) for k, v in steps.items()} | {"total": round(time.perf_counter() - started, 2)},
     }
@@ -109,4 +116,8 @@ def _print_summary(p: dict) -> None:
     top = ", ".join(f"{k} {v:,}" for k, v in list(h["stated_cancel_reasons"].items())[:6])
     out.print(f"  stated cancel reasons: {top}")
     out.print(f"  failed payment attempts {h['failed_payment_attempts']:,}")
+    from winback.cli.analytics_cmds import print_analysis
+
+    print_analysis(p["analysis"])
+    out.print(f"  report (opens offline): {p['report']}")
     out.print(f"  done in {p['seconds']['total']:.1f}s; inspect with `winback status -w {p['workspace']}`")
