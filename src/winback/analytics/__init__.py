@@ -1,0 +1,1 @@
+"""Analytics: pure functions over Ibis tables (history) and NumPy arrays: metrics, cohorts, survival, RFM, CLV."""
