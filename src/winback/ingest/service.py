@@ -185,6 +185,16 @@ def _apply_mapping(raw: RawTable, mapping: dict[str, str]) -> RawTable:
     return RawTable(raw.table, raw.file, raw.data.rename_columns(names))
 
 
+def _memory_limit_mb(share: float = 0.4) -> int:
+    try:
+        import os
+
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 4096
+    return max(512, int(total * share / 2**20))
+
+
 def ingest(settings: Settings, path: Path | str, options: IngestOptions | None = None,
            progress: Progress | None = None) -> IngestResult:
     options = options or IngestOptions()
@@ -198,29 +208,55 @@ def ingest(settings: Settings, path: Path | str, options: IngestOptions | None =
     note = progress or (lambda *_: None)
 
     pairs, skipped = discover(path, options)
-    note("reading", 0, len(pairs))
-    raws, errors, already_reported, unlisted = read_all(pairs, options)
     if options.mapping and options.table:
         spec = TABLES_BY_NAME[options.table]
         bad = [c for c in options.mapping if not spec.has(c)]
         if bad:
             raise WinbackError(f"--map: {', '.join(bad)} is not a column of {spec.name}")
+    note("reading", 0, len(pairs))
+    # Stripe exports are converted together (plans come from subscriptions); plain files are read one
+    # at a time, just before their table is validated, and dropped right after: only the typed, clean
+    # batch stays (in DuckDB, which spills to disk), so memory stays bounded on big imports.
+    if options.format == "stripe":
+        preloaded, errors, already_reported, unlisted = read_all(pairs, options)
+        files = {name: raw.file for name, raw in preloaded.items()}
+    else:
+        preloaded, errors, already_reported, unlisted = {}, [], set(), 0
+        files = {table: str(file) for file, table in pairs}
 
     ing = settings.ingest
     tolerance = dt.timedelta(minutes=ing.future_tolerance_minutes)
+    rows_read: dict[str, int] = {}
     with open_history(settings.history_path) as con:
         con.execute("SET TimeZone='UTC'")
         con.execute("SET preserve_insertion_order = false")  # lets DuckDB insert in parallel
+        # batches wait in DuckDB temp tables, which spill to disk past this limit; the rest of the
+        # memory is left for the Arrow copy of the file being read
+        con.execute(f"SET temp_directory = '{settings.history_path.parent / '.duckdb_tmp'}'")
+        con.execute(f"SET memory_limit = '{_memory_limit_mb()}MB'")
         history_tables = {t.name for t in TABLES}
         checks: dict[str, TableCheck] = {}
-        ordered = [t for t in TABLES if t.name in raws]
+        ordered = [t for t in TABLES if t.name in files]
         for n, spec in enumerate(ordered):
             note(f"validating {spec.name}", n, len(ordered))
             if spec.name in already_reported:
                 continue
-            checks[spec.name] = check_table(con, raws[spec.name], source, now, reject_formulas=ing.reject_formulas,
+            if spec.name in preloaded:
+                raw = preloaded.pop(spec.name)
+            else:
+                try:
+                    raw = _apply_mapping(read_file(Path(files[spec.name]), spec.name, encoding=options.encoding),
+                                         options.mapping)
+                except ValidationFailed as exc:
+                    errors.extend(exc.errors)
+                    unlisted += exc.total - len(exc.errors)
+                    already_reported.add(spec.name)
+                    continue
+            rows_read[spec.name] = raw.num_rows
+            checks[spec.name] = check_table(con, raw, source, now, reject_formulas=ing.reject_formulas,
                                             allow_extra=options.allow_extra_columns, max_errors=ing.max_errors,
                                             future_tolerance=tolerance)
+            del raw
             errors.extend(checks[spec.name].errors)
         total_errors = len(errors) + unlisted + sum(c.error_total - len(c.errors) for c in checks.values())
         clean = {name for name, c in checks.items() if c.ok and name not in already_reported}
@@ -228,9 +264,9 @@ def ingest(settings: Settings, path: Path | str, options: IngestOptions | None =
             if spec.name not in clean:
                 continue
             refs = [c.references[0] for c in spec.columns if c.references]
-            if any(r in raws and r not in clean for r in refs):
+            if any(r in files and r not in clean for r in refs):
                 continue  # the referenced batch has its own errors; do not pile up follow-on errors
-            ref_errors, ref_total = reference_errors(con, spec, raws[spec.name].file, source, clean,
+            ref_errors, ref_total = reference_errors(con, spec, files[spec.name], source, clean,
                                                      history_tables, ing.max_errors)
             errors.extend(ref_errors)
             total_errors += ref_total
@@ -252,7 +288,7 @@ def ingest(settings: Settings, path: Path | str, options: IngestOptions | None =
                     for n, spec in enumerate(ordered):
                         note(f"loading {spec.name}", n, len(ordered))
                         counts[spec.name] = upsert_history(con, spec, run.id, now)
-                    if "customers" in raws:
+                    if "customers" in files:
                         note("loading customer records", len(ordered), len(ordered))
                         state_counts = upsert_state_customers(session, con, source, now)
                     run.finished_at = clock.now()
@@ -271,6 +307,6 @@ def ingest(settings: Settings, path: Path | str, options: IngestOptions | None =
         finally:
             engine.dispose()
     note("done", len(ordered), len(ordered))
-    files = [{"file": raws[t.name].file, "table": t.name, "rows": raws[t.name].num_rows} for t in ordered]
-    return IngestResult(import_id, str(path), source, options.format, files, counts, skipped,
+    listed = [{"file": files[t.name], "table": t.name, "rows": rows_read.get(t.name, 0)} for t in ordered]
+    return IngestResult(import_id, str(path), source, options.format, listed, counts, skipped,
                         time.perf_counter() - started, state_counts)
