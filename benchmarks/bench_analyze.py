@@ -19,7 +19,7 @@ from pathlib import Path
 CHILD = r"""
 import json, resource, sys, time
 from winback.config import load_settings
-from winback.analytics.service import run_analysis
+from winback.reports.analysis_report import run_analysis
 t = time.perf_counter()
 outcome, path = run_analysis(load_settings(sys.argv[1]))
 total = time.perf_counter() - t

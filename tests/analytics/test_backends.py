@@ -5,6 +5,10 @@ DuckDB into a fresh schema of the PostgreSQL server (``WINBACK_TEST_DATABASE_URL
 ``postgresql://postgres@127.0.0.1:5432/test``) and into a local Spark session (Parquet files
 registered as temporary views, session time zone UTC). Every analytics function that reads
 the history runs on all three and the results are compared exactly.
+
+The Spark comparison needs ``pip install -e '.[spark]'`` and Java 17; it takes about two
+minutes on a 2-core machine (JVM start plus ~15 queries of many stages each), so it runs only
+when ``WINBACK_TEST_SPARK=1`` is set.
 """
 
 from __future__ import annotations
@@ -95,7 +99,8 @@ def pg_con(generated):
 
 @pytest.fixture(scope="module")
 def spark_con(generated, tmp_path_factory):
-    pyspark_sql = pytest.importorskip("pyspark.sql")
+    import pyspark.sql as pyspark_sql
+
     folder = tmp_path_factory.mktemp("spark_tables")
     src = duckdb.connect(str(generated["history"]), read_only=True)
     try:
@@ -106,9 +111,10 @@ def spark_con(generated, tmp_path_factory):
     session = (pyspark_sql.SparkSession.builder.master("local[2]").appName("winback-analytics-test")
                .config("spark.sql.session.timeZone", "UTC")
                .config("spark.ui.enabled", "false")
-               .config("spark.sql.shuffle.partitions", "2")
+               .config("spark.ui.showConsoleProgress", "false")
+               .config("spark.sql.shuffle.partitions", "1")
                .config("spark.default.parallelism", "2")
-               .config("spark.sql.adaptive.enabled", "true")
+               .config("spark.sql.adaptive.enabled", "false")
                .config("spark.driver.memory", "2g")
                .getOrCreate())
     session.sparkContext.setLogLevel("ERROR")
@@ -142,5 +148,7 @@ def test_postgres_gives_identical_numbers(duckdb_results, pg_con):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("WINBACK_TEST_SPARK", "").strip() not in ("1", "true", "yes"),
+                    reason="PySpark equivalence takes ~2 minutes on 2 cores: set WINBACK_TEST_SPARK=1 to run it")
 def test_pyspark_gives_identical_numbers(duckdb_results, spark_con):
     _compare(duckdb_results, run_all(spark_con))

@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.helpers import state_rows
-from winback.analytics.service import analyze, last_complete, run_analysis
+from winback.analytics.service import analyze, last_complete
+from winback.reports.analysis_report import run_analysis
 from winback.cli.app import app
 from winback.ingest.service import IngestOptions, ingest
 from winback.synth import generate

@@ -48,7 +48,7 @@ def cohort_matrix(con, observation_end: dt.datetime, grain: str = "month", spell
     if grain not in GRAINS:
         raise ValueError(f"unknown grain {grain!r}: expected one of {', '.join(GRAINS)}")
     step = _MONTHS[grain]
-    spells = metrics.paid_spells(con) if spells is None else spells
+    spells = metrics._spell_base(con) if spells is None else spells  # no churn classification needed
     t_end = metrics._instant(observation_end)
     sp = spells.filter(spells.paid_start < t_end).select("source", "customer_id", "paid_start", "paid_end")
     table = sp.to_pyarrow()

@@ -69,12 +69,27 @@ about the same customers and ``crr`` / ``churn_rate`` stay consistent:
 * segment: a mapping table ``(source, customer_id, segment)`` (an Ibis table on the same
   backend, or anything ``ibis.memtable`` accepts); a customer may be in several segments or in
   none (then not counted).
+
+**Churn reason** of a lost customer (:func:`churn_by_reason`): the canonical reason
+(:mod:`winback.analytics.reasons`) of the last spell they ended in the period, ``involuntary``
+when that spell was involuntary.
+
+Result of :func:`retention`, per group: ``period, start, end, group``, the counts
+``start_customers, end_customers, new_customers, first_time_customers, reactivated_customers,
+lost_customers, voluntary_lost, involuntary_lost, reactivation_pool``, the rates ``churn_rate,
+crr, involuntary_share, reactivation_rate`` and ``mrr = {currency: {start_mrr, end_mrr, new_mrr,
+lost_mrr, contraction_mrr, expansion_mrr, retained_mrr, mrr_churn_rate, nrr}}``.
+
+Cost: one query per :func:`retention` / :func:`churn_by_reason` call; the invoice check behind
+``involuntary`` runs only for spells that ended in the period. On 1M customers (10M history
+rows, DuckDB, 2 cores) a period takes about 1.5 s of CPU.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import ibis
 import ibis.expr.types as ir
@@ -530,20 +545,28 @@ def _assemble(period: Period, by: str | None, rows: list[dict]) -> list[dict]:
     return result
 
 
-def _cached(spells: ir.Table) -> ir.Table:
-    """Materialise ``spells`` on the backend for repeated use when the backend can."""
+@contextmanager
+def _reusable_spells(con) -> Iterator[ir.Table]:
+    """:func:`paid_spells` materialised on the backend for a series of period queries (released after);
+    recomputed per query where the backend cannot hold a temporary table."""
+    spells = paid_spells(con)
     try:
-        return spells.cache()
-    except Exception:  # noqa: BLE001 - read-only or backends without temp tables: recompute instead
-        return spells
+        cached = spells.cache()
+    except Exception:  # noqa: BLE001 - e.g. a backend without temporary tables
+        yield spells
+        return
+    try:
+        yield cached
+    finally:
+        cached.release()
 
 
 def retention_series(con, first, last, grain: str = "month", by: str | None = None, segments=None) -> list[dict]:
     """:func:`retention` for every period of ``grain`` from ``first`` to ``last`` (inclusive), in order."""
-    spells = _cached(paid_spells(con))
     out: list[dict] = []
-    for period in periods_between(first, last, grain):
-        out.extend(retention(con, period, by=by, segments=segments, spells=spells))
+    with _reusable_spells(con) as spells:
+        for period in periods_between(first, last, grain):
+            out.extend(retention(con, period, by=by, segments=segments, spells=spells))
     return out
 
 
@@ -556,6 +579,8 @@ def churn_by_reason(con, period: Period | str, spells: ir.Table | None = None,
     The reason is that of the last spell the customer ended in the period (``involuntary`` when
     that spell was involuntary). Rows: ``reason, lost_customers, lost_mrr`` (``{currency:
     start MRR of those customers}``), sorted by lost customers (descending), then reason.
+    ``reason_map`` replaces :data:`~winback.analytics.reasons.CANCEL_CODE_REASONS` (``spells``,
+    when given, already carry their reasons: build them with ``paid_spells(con, reason_map)``).
     """
     period = _period(period)
     cc = _frame(con, period, None, None, spells, reason_map)
@@ -576,10 +601,10 @@ def churn_by_reason(con, period: Period | str, spells: ir.Table | None = None,
 def lost_mrr_over_time(con, first, last, grain: str = "month") -> list[dict]:
     """:func:`churn_by_reason` for every period from ``first`` to ``last``: rows of ``period, start,
     reason, lost_customers, lost_mrr`` in period order (reasons with no loss in a period are absent)."""
-    spells = _cached(paid_spells(con))
     out: list[dict] = []
-    for period in periods_between(first, last, grain):
-        for row in churn_by_reason(con, period, spells=spells):
-            out.append({"period": period.label, "start": period.start.isoformat(), **{k: v for k, v in row.items()
-                                                                                       if k != "period"}})
+    with _reusable_spells(con) as spells:
+        for period in periods_between(first, last, grain):
+            for row in churn_by_reason(con, period, spells=spells):
+                out.append({"period": period.label, "start": period.start.isoformat(),
+                            **{k: v for k, v in row.items() if k != "period"}})
     return out

@@ -547,28 +547,6 @@ def store_scores(settings: Settings, outcome: AnalysisOutcome, report_path: Path
         engine.dispose()
 
 
-def run_analysis(settings: Settings, observation_end: dt.datetime | None = None, *, write_report: bool = True,
-                 note: Note | None = None) -> tuple[AnalysisOutcome, Path | None]:
-    """analyze + store the scores + write the HTML report (in the workspace's reports/ folder)."""
-    from winback.reports.analysis_report import build_report
-
-    outcome = analyze(settings, observation_end, note=note)
-    path = None
-    if write_report:
-        (note or (lambda _m: None))("report")
-        t0 = time.perf_counter()
-        path = settings.workspace / "reports" / f"analysis-{outcome.observation_end:%Y-%m-%d}.html"
-        build_report(outcome.report_data, path)
-        outcome.seconds["report"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    (note or (lambda _m: None))("storing scores")
-    outcome.analysis_id = store_scores(settings, outcome, path)
-    outcome.seconds["store"] = time.perf_counter() - t0
-    outcome.summary["analysis_id"] = outcome.analysis_id
-    outcome.summary["report"] = str(path) if path else None
-    return outcome, path
-
-
 # --- winback clv fit FILE ----------------------------------------------------------------------------
 
 MODELS = ("bgnbd", "pnbd", "gamma-gamma", "sbg")

@@ -120,7 +120,7 @@ def tenure(con, observation_end: dt.datetime, spells=None) -> pa.Table:
     ``observation_end`` are left out. Rows are sorted by ``(source, customer_id)``.
     """
     t_end = metrics._instant(observation_end)
-    spells = metrics.paid_spells(con) if spells is None else spells
+    spells = metrics._spell_base(con) if spells is None else spells  # no churn classification needed
     sp = spells.filter(spells.paid_start < t_end)
     first = metrics._latest(sp, list(metrics.KEY), [ibis.asc("paid_start"), ibis.asc("subscription_id")])
     first = metrics.plan_at_start(con, first)

@@ -35,7 +35,7 @@ def analyze_cmd(
     json_output: JsonOpt = False,
 ) -> None:
     """Compute retention, churn reasons, survival, cohorts, RFM and CLV; store per-customer scores."""
-    from winback.analytics.service import run_analysis
+    from winback.reports.analysis_report import run_analysis
 
     settings = load_settings(workspace)
     with progress_bar(not json_output and err.is_terminal) as bar:

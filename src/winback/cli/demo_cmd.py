@@ -25,7 +25,7 @@ def demo_cmd(
     json_output: JsonOpt = False,
 ) -> None:
     """Generate a SaaS company, ingest it into a fresh workspace and run every pipeline stage."""
-    from winback.analytics.service import run_analysis
+    from winback.reports.analysis_report import run_analysis
     from winback.history.store import ibis_connection
     from winback.history.summary import overview
     from winback.ingest.service import ingest

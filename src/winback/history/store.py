@@ -38,7 +38,9 @@ def create_table_sql(table: Table, name: str | None = None, temp: bool = False) 
 
 def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     try:
-        return duckdb.connect(str(path), read_only=read_only)
+        con = duckdb.connect(str(path), read_only=read_only)
+        con.execute("SET enable_progress_bar = false")  # it would print into --json output
+        return con
     except duckdb.IOException as exc:
         message = " ".join(str(exc).split())
         if "lock" in message.lower():
@@ -75,4 +77,6 @@ def ibis_connection(path: Path | str, read_only: bool = True):
     """An Ibis DuckDB backend on the history file: the way analytics read facts."""
     import ibis
 
-    return ibis.duckdb.connect(str(path), read_only=read_only)
+    con = ibis.duckdb.connect(str(path), read_only=read_only)
+    con.raw_sql("SET enable_progress_bar = false")  # it would print into --json output
+    return con

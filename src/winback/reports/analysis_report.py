@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import time
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -116,3 +117,25 @@ def build_report(data: dict, path: Path) -> Path:
     tmp.write_text(page, encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def run_analysis(settings, observation_end: dt.datetime | None = None, *, write_report: bool = True,
+                 note=None):
+    """analyze + store the scores + write the HTML report (in the workspace's reports/ folder)."""
+    from winback.analytics.service import analyze, store_scores
+
+    outcome = analyze(settings, observation_end, note=note)
+    path = None
+    if write_report:
+        (note or (lambda _m: None))("report")
+        t0 = time.perf_counter()
+        path = settings.workspace / "reports" / f"analysis-{outcome.observation_end:%Y-%m-%d}.html"
+        build_report(outcome.report_data, path)
+        outcome.seconds["report"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    (note or (lambda _m: None))("storing scores")
+    outcome.analysis_id = store_scores(settings, outcome, path)
+    outcome.seconds["store"] = time.perf_counter() - t0
+    outcome.summary["analysis_id"] = outcome.analysis_id
+    outcome.summary["report"] = str(path) if path else None
+    return outcome, path

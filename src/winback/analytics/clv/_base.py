@@ -268,13 +268,14 @@ def minimize_log_params(
     fun_and_grad: Callable[[np.ndarray], tuple[float, np.ndarray]] | None = None,
     *,
     start_hessian: np.ndarray | None = None,
+    upper: Sequence[float] | None = None,
 ) -> Optimum:
     """Minimise ``fun`` (a mean negative log-likelihood over log-parameters).
 
     L-BFGS-B (bounded to ``|theta| <= 25``) followed by Newton steps with a numerical Hessian,
     which polish the optimum to ~1e-9 and give the Hessian for the standard errors.
     ``fun_and_grad`` returns the value and the analytic gradient; without it the gradient is
-    taken by central differences. With ``start_hessian`` (e.g. from a fit on a subsample),
+    taken by central differences. ``upper`` tightens the upper bounds of the log-parameters. With ``start_hessian`` (e.g. from a fit on a subsample),
     Newton steps from ``theta0`` are tried first and L-BFGS-B only runs if they fail.
     """
     calls = 0
@@ -307,11 +308,17 @@ def minimize_log_params(
         def hess(theta: np.ndarray) -> np.ndarray:
             return hessian_from_gradient(lambda th: fg(th)[1], theta)
 
+    lower_b = np.full(len(theta0), -LOG_BOUND)
+    upper_b = np.full(len(theta0), LOG_BOUND) if upper is None else np.minimum(LOG_BOUND, np.asarray(upper, dtype=float))
+
+    def clip(th: np.ndarray) -> np.ndarray:
+        return np.clip(th, lower_b, upper_b)
+
     message = "Newton steps from the start"
-    theta = np.clip(np.asarray(theta0, dtype=np.float64), -LOG_BOUND, LOG_BOUND)
+    theta = clip(np.asarray(theta0, dtype=np.float64))
     done = False
     if start_hessian is not None:
-        theta, value, done = _newton(fg, f, theta, start_hessian, max_iter=30)
+        theta, value, done = _newton(fg, f, theta, start_hessian, clip, max_iter=30)
     if not done:
 
         def fg_safe(th: np.ndarray):
@@ -320,17 +327,17 @@ def minimize_log_params(
                 return 1e300, np.zeros_like(th)
             return v, gr
 
-        bounds = [(-LOG_BOUND, LOG_BOUND)] * theta.shape[0]
+        bounds = list(zip(lower_b, upper_b, strict=True))
         res = minimize(
             fg_safe, theta, jac=True, method="L-BFGS-B", bounds=bounds,
             options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10, "maxcor": 10},
         )
-        theta = np.clip(res.x, -LOG_BOUND, LOG_BOUND)
+        theta = clip(res.x)
         message = str(res.message)
     H = hess(theta)
-    theta, value, _ = _newton(fg, f, theta, H, max_iter=8)
+    theta, value, _ = _newton(fg, f, theta, H, clip, max_iter=8)
     gr = fg(theta)[1]
-    at_bound = np.abs(theta) >= LOG_BOUND - 1e-6
+    at_bound = (theta <= lower_b + 1e-6) | (theta >= upper_b - 1e-6)
     scale = max(1.0, abs(value))
     converged = bool(np.all(np.abs(gr[~at_bound]) <= 1e-5 * scale)) and bool(np.isfinite(value))
     if not converged:
@@ -343,7 +350,7 @@ def minimize_log_params(
     return Optimum(theta, value, H, converged, calls, message)
 
 
-def _newton(fg, f, theta: np.ndarray, H: np.ndarray, max_iter: int) -> tuple[np.ndarray, float, bool]:
+def _newton(fg, f, theta: np.ndarray, H: np.ndarray, clip, max_iter: int) -> tuple[np.ndarray, float, bool]:
     """Damped Newton steps with a fixed Hessian ``H`` (a chord method: linear convergence at a
     rate set by how well H matches the Hessian at the optimum). Returns (theta, value, converged)."""
     value, gr = fg(theta)
@@ -361,7 +368,7 @@ def _newton(fg, f, theta: np.ndarray, H: np.ndarray, max_iter: int) -> tuple[np.
             return theta, value, True
         t = 1.0
         while True:
-            trial = np.clip(theta - t * step, -LOG_BOUND, LOG_BOUND)
+            trial = clip(theta - t * step)
             v = f(trial)
             if v <= value + 1e-13 * max(1.0, abs(value)):
                 break

@@ -54,7 +54,7 @@ def dlog_hyp2f1_1bcz_dz(b, c, z, F) -> np.ndarray:
     return out
 
 
-def hyp2f1_1bcz_cf(b, c, z, tol: float = 1e-15, max_iter: int = 200000) -> np.ndarray:
+def hyp2f1_1bcz_cf(b, c, z, tol: float = 1e-15, max_iter: int = 100000) -> np.ndarray:
     """2F1(1, b; c; z) by Gauss's continued fraction (modified Lentz, vectorised).
 
     With a = 0 in Gauss's fraction for 2F1(a+1, b; c+1; z) / 2F1(a, b; c; z):
@@ -92,4 +92,6 @@ def hyp2f1_1bcz_cf(b, c, z, tol: float = 1e-15, max_iter: int = 200000) -> np.nd
         C[active] = Cj
         D[active] = Dj
         active = active[np.abs(delta - 1.0) > tol]
-    return (1.0 / f).reshape(shape)
+    out = 1.0 / f
+    out[active] = np.nan
+    return out.reshape(shape)

@@ -156,10 +156,17 @@ class ParetoNBDModel(FittedModel):
             mean_t = float(np.average(t, weights=w))
             rate = max(mean_x, 0.05) / max(mean_t, 1e-9)
             theta0 = np.log([1.0, 1.0 / rate, 1.0, max(mean_t, 1e-6)])
+        # Where the data carry no information on heterogeneity in dropout, the likelihood keeps
+        # rising along a ridge with s, beta -> infinity (s / beta fixed: a common dropout rate);
+        # as BTYD does, cap the parameters there - 2F1 near z = 1 gets very expensive beyond.
+        scale = max(float(t.max()), 1e-6)
+        upper = np.log([1e4 * max(1.0, scale), 1e4 * scale, 1e4, 1e4 * scale])
+        theta0 = np.minimum(theta0, upper - 1.0)
         optimum = minimize_log_params(
             lambda th: self._objective(th, data),
             theta0,
             lambda th: self._objective(th, data, with_grad=True),
+            upper=upper,
         )
         loglik = -self._objective(optimum.theta, data, penalised=False) * data.total
         self._store(optimum, data.total, data.n_unique, loglik)
