@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,16 +109,20 @@ def subscription_values(status: pa.Table, tenures: pa.Table) -> tuple[pa.Table, 
         sel = plan_t == plan
         if observed[sel].sum() < 5:
             continue
-        model = clv.ShiftedBetaGeometricModel().fit_tenures(months_t[sel], observed[sel])
+        with warnings.catch_warnings():  # convergence is reported in the summary instead
+            warnings.simplefilter("ignore", clv.ConvergenceWarning)
+            model = clv.ShiftedBetaGeometricModel().fit_tenures(months_t[sel], observed[sel])
         fitted[plan] = model
         life = float(model.expected_lifetime())
         models[plan] = {"params": model.params_, "log_likelihood": model.log_likelihood_,
-                        "customers": int(sel.sum()),
+                        "customers": int(sel.sum()), "converged": bool(getattr(model, "converged_", True)),
                         # infinite when alpha <= 1 (a heavy tail of near-permanent subscribers)
                         "expected_lifetime_months": life if np.isfinite(life) else None,
                         "discounted_expected_lifetime_months": float(model.discounted_expected_lifetime(MONTHLY_DISCOUNT))}
     if observed.sum() >= 5:
-        fitted[None] = clv.ShiftedBetaGeometricModel().fit_tenures(months_t, observed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", clv.ConvergenceWarning)
+            fitted[None] = clv.ShiftedBetaGeometricModel().fit_tenures(months_t, observed)
     n = status.num_rows
     plans = status.column("plan_id").to_numpy(zero_copy_only=False)
     mrr = status.column("mrr").to_numpy(zero_copy_only=False).astype(np.float64)
