@@ -44,9 +44,17 @@ def data(cdnow_csv):
 def fitted(lt, data):
     x, tx, T, m = data
     rep = x > 0
+    # lifetimes starts its Pareto/NBD Nelder-Mead (tol 1e-4) from np.random.normal(1, 0.05) on
+    # the global RNG, so its estimate moves by ~1e-4 from run to run: seed it, then restore
+    state = np.random.get_state()
+    np.random.seed(2005)
+    try:
+        pnbd = lt.ParetoNBDFitter().fit(x, tx, T)
+    finally:
+        np.random.set_state(state)
     return {
         "bg": lt.BetaGeoFitter().fit(x, tx, T),
-        "pnbd": lt.ParetoNBDFitter().fit(x, tx, T),
+        "pnbd": pnbd,
         "gg": lt.GammaGammaFitter().fit(x[rep], m[rep]),
     }
 
@@ -77,6 +85,7 @@ def test_transaction_models_agree_per_customer_at_the_same_parameters(kind, fitt
         assert _rel(ours.log_likelihood(x, tx, T), want) < RTOL
 
 
+@pytest.mark.filterwarnings("ignore:divide by zero encountered in log:RuntimeWarning")  # lifetimes at t = 0
 def test_gamma_gamma_and_clv_agree_at_the_same_parameters(fitted, data):
     x, tx, T, m = data
     rep = x > 0

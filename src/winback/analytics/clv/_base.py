@@ -6,7 +6,7 @@ Every model is fitted the same way:
    the counts become frequency weights) - customers with the same ``(frequency, recency, T)``
    contribute the same log-likelihood, so the likelihood is evaluated once per distinct row;
 2. the weighted mean negative log-likelihood (plus an optional L2 penalty) is minimised over
-   the **log-parameters** with L-BFGS-B;
+   the **log-parameters** by a projected BFGS with analytic gradients;
 3. a few Newton steps with a numerical Hessian polish the optimum (the Hessian is needed
    anyway for the standard errors), so fitted parameters are reproducible to ~1e-8;
 4. ``standard_errors_`` come from the inverse Hessian of the total negative log-likelihood
@@ -266,17 +266,15 @@ def minimize_log_params(
     theta0: np.ndarray,
     fun_and_grad: Callable[[np.ndarray], tuple[float, np.ndarray]] | None = None,
     *,
-    start_hessian: np.ndarray | None = None,
     upper: Sequence[float] | None = None,
 ) -> Optimum:
     """Minimise ``fun`` (a mean negative log-likelihood over log-parameters).
 
     Projected BFGS (bounded to ``|theta| <= 25``, see ``_bfgs``) followed by Newton steps with a
     numerical Hessian, which polish the optimum to ~1e-9 and give the Hessian for the
-    standard errors.
-    ``fun_and_grad`` returns the value and the analytic gradient; without it the gradient is
-    taken by central differences. ``upper`` tightens the upper bounds of the log-parameters. With ``start_hessian`` (e.g. from a fit on a subsample),
-    Newton steps from ``theta0`` are tried first and BFGS only runs if they fail.
+    standard errors. ``fun_and_grad`` returns the value and the analytic gradient; without it
+    the gradient is taken by central differences. ``upper`` tightens the upper bounds of the
+    log-parameters.
     """
     calls = 0
 
@@ -309,18 +307,14 @@ def minimize_log_params(
             return hessian_from_gradient(lambda th: fg(th)[1], theta)
 
     lower_b = np.full(len(theta0), -LOG_BOUND)
-    upper_b = np.full(len(theta0), LOG_BOUND) if upper is None else np.minimum(LOG_BOUND, np.asarray(upper, dtype=float))
+    upper_b = np.full(len(theta0), LOG_BOUND)
+    if upper is not None:
+        upper_b = np.minimum(upper_b, np.asarray(upper, dtype=float))
 
     def clip(th: np.ndarray) -> np.ndarray:
         return np.clip(th, lower_b, upper_b)
 
-    message = "Newton steps from the start"
-    theta = clip(np.asarray(theta0, dtype=np.float64))
-    done = False
-    if start_hessian is not None:
-        theta, value, done = _newton(fg, f, theta, start_hessian, clip, max_iter=30)
-    if not done:
-        theta, message = _bfgs(fg, theta, clip, lower_b, upper_b)
+    theta, message = _bfgs(fg, clip(np.asarray(theta0, dtype=np.float64)), clip, lower_b, upper_b)
     H = hess(theta)
     theta, value, _ = _newton(fg, f, theta, H, clip, max_iter=8)
     gr = fg(theta)[1]
@@ -337,7 +331,9 @@ def minimize_log_params(
     return Optimum(theta, value, H, converged, calls, message)
 
 
-def _bfgs(fg, theta: np.ndarray, clip, lower: np.ndarray, upper: np.ndarray, max_iter: int = 1000) -> tuple[np.ndarray, str]:
+def _bfgs(
+    fg, theta: np.ndarray, clip, lower: np.ndarray, upper: np.ndarray, max_iter: int = 1000
+) -> tuple[np.ndarray, str]:
     """Projected BFGS with Armijo backtracking, in plain NumPy on k = 2..4 parameters.
 
     Written out instead of ``scipy.optimize.minimize(method="L-BFGS-B")``: that routine calls
@@ -380,7 +376,11 @@ def _bfgs(fg, theta: np.ndarray, clip, lower: np.ndarray, upper: np.ndarray, max
                 scaled = True
             rho = 1.0 / sy
             hy = (hinv * y).sum(axis=1)
-            hinv = hinv - rho * (np.outer(moved, hy) + np.outer(hy, moved)) + (rho * rho * float((y * hy).sum()) + rho) * np.outer(moved, moved)
+            hinv = (
+                hinv
+                - rho * (np.outer(moved, hy) + np.outer(hy, moved))
+                + (rho * rho * float((y * hy).sum()) + rho) * np.outer(moved, moved)
+            )
         decrease = value - trial_value
         theta, value, grad = trial, trial_value, trial_grad
         if decrease <= 1e-16 * max(1.0, abs(value)) and np.max(np.abs(moved)) < 1e-12:
@@ -417,23 +417,6 @@ def _newton(fg, f, theta: np.ndarray, H: np.ndarray, clip, max_iter: int) -> tup
         theta = trial
         value, gr = fg(theta)
     return theta, value, False
-
-
-def subsample_weights(weights: np.ndarray, target: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Poisson sample of about ``target`` customers for a warm start: row i is kept with
-    probability pi_i = min(1, c w_i) and reweighted by w_i / pi_i (Horvitz-Thompson), so the
-    subsample's log-likelihood is an unbiased estimate of the full one. Returns (rows, weights)."""
-    total = float(weights.sum())
-    c = target / total
-    for _ in range(30):  # rows with pi = 1 make the expected size smaller than c * total
-        pi = np.minimum(1.0, c * weights)
-        size = float(pi.sum())
-        if size >= target * 0.98 or np.all(pi == 1.0):
-            break
-        c *= target / max(size, 1e-12)
-    rng = np.random.default_rng(seed)
-    keep = rng.random(weights.shape[0]) < pi
-    return np.flatnonzero(keep), weights[keep] / pi[keep]
 
 
 def standard_errors(params: np.ndarray, hessian_mean: np.ndarray, total_weight: float) -> tuple[np.ndarray, np.ndarray]:

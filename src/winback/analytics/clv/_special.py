@@ -42,7 +42,7 @@ def hyp2f1_1bcz(b, c, z) -> np.ndarray:
 def dlog_hyp2f1_1bcz_dz(b, c, z, F) -> np.ndarray:
     """d ln 2F1(1, b; c; z) / dz = (b/c) 2F1(2, b+1; c+1; z) / F, given F = 2F1(1, b; c; z);
     where scipy fails, central differences of the robust ``hyp2f1_1bcz``."""
-    b, c, z, F = np.broadcast_arrays(np.asarray(b, float), np.asarray(c, float), np.asarray(z, float), np.asarray(F, float))
+    b, c, z, F = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (b, c, z, F)))
     out = np.asarray(b / c * hyp2f1(2.0, b + 1.0, c + 1.0, z) / F, dtype=float)
     bad = ~np.isfinite(out)
     if np.any(bad):

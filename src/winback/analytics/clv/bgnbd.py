@@ -6,13 +6,14 @@ way: an alternative to the Pareto/NBD model", *Marketing Science* 24(2), 275-284
 Story: while active, a customer buys by a Poisson process with rate lambda ~ Gamma(r, alpha);
 after every repeat purchase she becomes inactive with probability p ~ Beta(a, b). For a
 customer with ``frequency`` x repeat purchases, the last at ``recency`` t_x, observed for
-``T`` time units since the first purchase, the likelihood is FHL 2005 eq. (6)
+``T`` time units since the first purchase, the likelihood is (FHL 2005, Section 4)
 
     L = B(a, b+x)/B(a, b) * Gamma(r+x) alpha^r / (Gamma(r) (alpha+T)^(r+x))
         + 1{x>0} B(a+1, b+x-1)/B(a, b) * Gamma(r+x) alpha^r / (Gamma(r) (alpha+t_x)^(r+x)),
 
 evaluated here in log space as in Fader, Hardie & Lee's note "Implementing the BG/NBD model
-for customer base analysis in Excel" (2005, eq. 3): ln L = A1 + A2 + ln(e^A3 + 1{x>0} e^A4).
+for customer base analysis in Excel" (2005, brucehardie.com note 004):
+ln L = A1 + A2 + ln(e^A3 + 1{x>0} e^A4). Equation numbers below refer to FHL 2005.
 
 Time is in whatever unit recency and T are given (days, weeks); ``alpha`` is in that unit.
 """
@@ -164,7 +165,7 @@ class BetaGeoModel(FittedModel):
     # ------------------------------------------------------------------ predictions
 
     def log_likelihood(self, frequency, recency, T):
-        """Per-customer log-likelihood ln L(r, alpha, a, b | x, t_x, T) (FHL 2005 eq. 6)."""
+        """Per-customer log-likelihood ln L(r, alpha, a, b | x, t_x, T) (module docstring)."""
         r, alpha, a, b = self._params()
         x, tx, t, shape = broadcast_rft(frequency, recency, T)
         A12 = (
@@ -179,7 +180,7 @@ class BetaGeoModel(FittedModel):
     def probability_alive(self, frequency, recency, T):
         """P(active at T | x, t_x, T) = 1 / (1 + 1{x>0} a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x)).
 
-        Fader, Hardie & Lee (2008), "Computing P(alive) using the BG/NBD model", eq. (2);
+        Fader, Hardie & Lee (2008), "Computing P(alive) using the BG/NBD model" (note 021);
         evaluated as a logistic function of a log-odds, so it never overflows.
         """
         x, tx, t, shape = broadcast_rft(frequency, recency, T)
@@ -196,7 +197,8 @@ class BetaGeoModel(FittedModel):
 
         Uses Euler's transformation 2F1(r+x, b+x; a+b+x-1; z) =
         (1-z)^(a-1-r-x) 2F1(a+b-1-r, a-1; a+b+x-1; z), so the factor ((alpha+T)/(alpha+T+t))^(r+x)
-        cancels analytically and nothing overflows for large x (the spreadsheet "#NUM!" problem).
+        cancels analytically and nothing overflows for large x - the "#NUM!" problem of Fader &
+        Hardie (2013), "Overcoming the BG/NBD model's #NUM! error problem" (note 027).
         ``t`` may be a scalar or an array broadcastable against the customers.
         """
         x, tx, T_, shape = broadcast_rft(frequency, recency, T)
@@ -211,6 +213,9 @@ class BetaGeoModel(FittedModel):
     def _conditional(self, t, x, tx, T):
         if np.any(np.asarray(t) < 0):
             raise ValueError("t must be non-negative")
+        if np.ndim(t) == 0 and x.shape[0] > 20000:  # 2F1 once per distinct (x, T) pair
+            pairs = unique_rows([x, T])
+            return self._palive(x, tx, T) * self._growth(t, *pairs.columns)[pairs.inverse]
         return self._palive(x, tx, T) * self._growth(t, x, T)
 
     def _growth(self, t, x, T):

@@ -12,7 +12,7 @@ Gamma(q, gamma). Given x transactions with mean value m, the likelihood is (note
     f(m | p, q, gamma, x) = Gamma(px+q) / (Gamma(px) Gamma(q))
                             * gamma^q m^(px-1) x^(px) / (gamma + m x)^(px+q),
 
-and the expected average value of a customer's transactions (note eq. 5; FHL 2005b eq. 2)
+and the expected average value of a customer's transactions (note eq. 5)
 
     E[M | p, q, gamma, m, x] = (q-1)/(px+q-1) * gamma p/(q-1) + px/(px+q-1) * m.
 
@@ -132,7 +132,7 @@ class GammaGammaModel(FittedModel):
     def log_likelihood(self, frequency, monetary_value):
         """Per-customer ln f(m | p, q, gamma, x) (note eq. 1a); NaN where frequency is 0."""
         p, q, g = self._params()
-        x, m = np.broadcast_arrays(np.asarray(frequency, dtype=np.float64), np.asarray(monetary_value, dtype=np.float64))
+        x, m = np.broadcast_arrays(np.asarray(frequency, dtype=float), np.asarray(monetary_value, dtype=float))
         shape = x.shape
         x, m = x.reshape(-1), m.reshape(-1)
         px = p * x
@@ -152,7 +152,7 @@ class GammaGammaModel(FittedModel):
         p, q, g = self._params()
         if q <= 1:
             raise ValueError(f"q = {q:.4g} <= 1: the population mean spend is infinite")
-        x, m = np.broadcast_arrays(np.asarray(frequency, dtype=np.float64), np.asarray(monetary_value, dtype=np.float64))
+        x, m = np.broadcast_arrays(np.asarray(frequency, dtype=float), np.asarray(monetary_value, dtype=float))
         m = np.where(x > 0, m, 0.0)
         out = (g * p + p * x * m) / (p * x + q - 1.0)
         return float(out) if out.ndim == 0 else out

@@ -257,7 +257,7 @@ class ParetoNBDModel(FittedModel):
 
     def probability_alive(self, frequency, recency, T):
         """P(alive at T | x, t_x, T) = 1 / (1 + s/(r+s+x) (alpha+T)^(r+x) (beta+T)^s A0)
-        (note eq. 36-37, SMC 1987 eq. 11), as a logistic function of a log-odds."""
+        (note eq. 36-37), as a logistic function of a log-odds."""
         x, tx, t, shape = broadcast_rft(frequency, recency, T)
         return reshape_out(self._palive(x, tx, t), shape)
 
@@ -266,7 +266,7 @@ class ParetoNBDModel(FittedModel):
         return expit(log_alive - log_a0)
 
     def expected_purchases(self, t, frequency, recency, T):
-        """E[Y(t) | x, t_x, T], expected purchases in (T, T+t] (note eq. 41, SMC 1987 eq. 22):
+        """E[Y(t) | x, t_x, T], expected purchases in (T, T+t] (note eq. 41):
 
             P(alive) (r+x)(beta+T) / ((alpha+T)(s-1)) [1 - ((beta+T)/(beta+T+t))^(s-1)],
 

@@ -9,8 +9,8 @@ Story: at the end of every period (renewal opportunity) a customer cancels with 
 theta, constant for her; theta ~ Beta(alpha, beta) across customers. With T the period in
 which a customer cancels (T = 1, 2, ...):
 
-    P(T = t) = B(alpha+1, beta+t-1) / B(alpha, beta)         (FH 2007 eq. 4; recursion eq. 7)
-    S(t)     = P(T > t) = B(alpha, beta+t) / B(alpha, beta)  (FH 2007 eq. 5)
+    P(T = t) = B(alpha+1, beta+t-1) / B(alpha, beta)         (FH 2007; its recursion is eq. 7)
+    S(t)     = P(T > t) = B(alpha, beta+t) / B(alpha, beta)  (FH 2007)
     r_t      = S(t) / S(t-1) = (beta+t-1) / (alpha+beta+t-1) (FH 2007 eq. 8, retention rate)
 
 Data are survivor counts: ``active[t]`` customers of a cohort still active after t periods
@@ -80,7 +80,10 @@ class ShiftedBetaGeometricModel(FittedModel):
         act = as_float_array("active", active)
         if per.shape != act.shape:
             raise ValueError("period and active must have the same length")
-        labels = np.zeros(per.shape[0], dtype=np.int64) if cohort is None else np.unique(np.asarray(cohort), return_inverse=True)[1].reshape(-1)
+        if cohort is None:
+            labels = np.zeros(per.shape[0], dtype=np.int64)
+        else:
+            labels = np.unique(np.asarray(cohort), return_inverse=True)[1].reshape(-1)
         tenure, churned, weight = [], [], []
         for c in np.unique(labels):
             sel = labels == c
@@ -151,13 +154,13 @@ class ShiftedBetaGeometricModel(FittedModel):
     # ------------------------------------------------------------------ retention
 
     def churn_probability(self, t):
-        """P(T = t): probability of cancelling at the end of period t >= 1 (FH 2007 eq. 4)."""
+        """P(T = t): probability of cancelling at the end of period t >= 1 (FH 2007)."""
         a, b = self._params()
         tt = np.asarray(t, dtype=np.float64)
         return _scalar_or_array(np.exp(betaln(a + 1, b + tt - 1) - betaln(a, b)), t)
 
     def survival(self, t):
-        """S(t) = P(T > t): share of a cohort still active after t periods (FH 2007 eq. 5)."""
+        """S(t) = P(T > t): share of a cohort still active after t periods (FH 2007)."""
         a, b = self._params()
         tt = np.asarray(t, dtype=np.float64)
         return _scalar_or_array(np.exp(betaln(a, b + tt) - betaln(a, b)), t)
@@ -200,7 +203,8 @@ class ShiftedBetaGeometricModel(FittedModel):
 
     def residual_value(self, n_renewals, value_per_period, discount_rate):
         """Residual CLV of active subscribers: value_per_period * DERL(d | n)."""
-        return np.asarray(value_per_period, dtype=np.float64) * self.discounted_expected_residual_lifetime(n_renewals, discount_rate)
+        derl = self.discounted_expected_residual_lifetime(n_renewals, discount_rate)
+        return np.asarray(value_per_period, dtype=np.float64) * derl
 
     def value_lost(self, n_renewals, value_per_period, discount_rate):
         """Value lost by a subscriber who cancelled at the renewal decision after n renewals:

@@ -47,7 +47,9 @@ def _period(days: np.ndarray, time_unit: str) -> np.ndarray:
     raise ValueError('time_unit must be "day" or "week"')
 
 
-def summary_from_transactions(customer_ids, dates, amounts=None, observation_end=None, time_unit: str = "day") -> RFMSummary:
+def summary_from_transactions(
+    customer_ids, dates, amounts=None, observation_end=None, time_unit: str = "day"
+) -> RFMSummary:
     """Frequency, recency, T and monetary value per customer, in days or weeks.
 
     Matches ``lifetimes.utils.summary_data_from_transaction_data(..., freq="D" | "W")``:
