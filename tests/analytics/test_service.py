@@ -121,3 +121,20 @@ def test_cli_clv_fit_reproduces_cdnow(tmp_path):
     assert result.exit_code == 0 and set(json.loads(result.stdout)["params"]) == {"alpha", "beta"}
     result = runner.invoke(app, ["clv", "fit", str(tmp_path / "sbg.csv"), "--model", "bgnbd"])
     assert result.exit_code == 1 and "expected columns" in result.stderr
+
+
+def test_stored_scores_read_back_through_the_orm(sqlite_workspace, saas_data):
+    from sqlalchemy import select
+
+    from winback.kit.db import make_engine, session_scope
+    from winback.models.scores import CustomerScore
+
+    ingest(sqlite_workspace, saas_data)
+    outcome, _ = run_analysis(sqlite_workspace, write_report=False)
+    engine = make_engine(sqlite_workspace.resolved_state_url)
+    with session_scope(engine) as session:
+        churned = session.scalars(select(CustomerScore).where(CustomerScore.status == "churned").limit(5)).all()
+        assert churned and all(s.churned_at.tzinfo is not None for s in churned)
+        assert all(s.churned_at <= outcome.observation_end for s in churned)
+        assert all(isinstance(s.involuntary, bool) for s in churned)
+    engine.dispose()
