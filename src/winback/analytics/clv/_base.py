@@ -217,6 +217,13 @@ class Optimum:
     message: str
 
 
+def repeat_rate(x: np.ndarray, t: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """(purchase rate, mean T) of a weighted sample: starting values for the count models."""
+    mean_x = float(np.average(x, weights=w))
+    mean_t = float(np.average(t, weights=w))
+    return max(mean_x, 0.05) / max(mean_t, 1e-9), mean_t
+
+
 def numerical_gradient(fun: Callable[[np.ndarray], float], theta: np.ndarray, h: float = 1e-5) -> np.ndarray:
     """Central differences (error ~1e-10 for smooth objectives of order one)."""
     g = np.empty_like(theta)
@@ -464,6 +471,27 @@ class FittedModel:
         self.n_unique_ = int(n_unique)
         self.converged_ = optimum.converged
         self.n_evaluations_ = optimum.n_evaluations
+
+    def _maximise(self, data, theta0, upper=None):
+        """Fit by minimising the model's mean negative log-likelihood ``self._objective(theta,
+        data, with_grad)`` over log-parameters from ``theta0``; store the results; return self.
+        ``data`` carries ``total`` (sum of weights) and ``n_unique`` (distinct rows)."""
+        kwargs = {} if upper is None else {"upper": upper}
+        optimum = minimize_log_params(
+            lambda th: self._objective(th, data, False),
+            theta0,
+            lambda th: self._objective(th, data, True),
+            **kwargs,
+        )
+        loglik = -self._objective(optimum.theta, data, False, penalised=False) * data.total
+        self._store(optimum, data.total, data.n_unique, loglik)
+        return self
+
+    def _start(self, initial_params: dict | None, default) -> np.ndarray:
+        """Log starting values: the caller's ``initial_params`` or ``default`` (a callable)."""
+        if initial_params is not None:
+            return np.log([initial_params[k] for k in self.param_names])
+        return np.log(default())
 
     def set_params(self, **params: float):
         """Use given parameter values (e.g. published estimates) without fitting."""

@@ -27,9 +27,9 @@ from ._base import (
     FittedModel,
     broadcast_rft,
     check_rft,
+    repeat_rate,
     dot,
     integer_codes,
-    minimize_log_params,
     reshape_out,
     unique_rows,
 )
@@ -108,21 +108,8 @@ class BetaGeoModel(FittedModel):
         """Maximum-likelihood fit. ``weights`` are counts of customers per row (optional)."""
         x, tx, t, w = check_rft(frequency, recency, T, weights)
         data = _Data(x, tx, t, w)
-        if initial_params is not None:
-            theta0 = np.log([initial_params[k] for k in self.param_names])
-        else:
-            mean_x = float(np.average(x, weights=w))
-            mean_t = float(np.average(t, weights=w))
-            rate = max(mean_x, 0.05) / max(mean_t, 1e-9)
-            theta0 = np.log([1.0, 1.0 / rate, 1.0, 3.0])
-        optimum = minimize_log_params(
-            lambda th: self._objective(th, data, False),
-            theta0,
-            lambda th: self._objective(th, data, True),
-        )
-        loglik = -self._objective(optimum.theta, data, False, penalised=False) * data.total
-        self._store(optimum, data.total, data.n_unique, loglik)
-        return self
+        rate, _ = repeat_rate(x, t, w)
+        return self._maximise(data, self._start(initial_params, lambda: [1.0, 1.0 / rate, 1.0, 3.0]))
 
     def _objective(self, theta, data: _Data, with_grad: bool, penalised: bool = True):
         p = np.exp(theta)

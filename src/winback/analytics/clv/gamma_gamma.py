@@ -31,7 +31,6 @@ from ._base import (
     check_weights,
     dot,
     integer_codes,
-    minimize_log_params,
     reshape_out,
     unique_rows,
 )
@@ -90,20 +89,9 @@ class GammaGammaModel(FittedModel):
         if np.any(m <= 0):
             raise ValueError("monetary_value must be positive for customers with repeat purchases")
         data = _Data(x, m, w)
-        if initial_params is not None:
-            theta0 = np.log([initial_params[k] for k in self.param_names])
-        else:
-            # method of moments on the per-customer means: E[m] = p gamma / (q - 1)
-            mean_m = float(np.average(m, weights=w))
-            theta0 = np.log([2.0, 3.0, mean_m])
-        optimum = minimize_log_params(
-            lambda th: self._objective(th, data, False),
-            theta0,
-            lambda th: self._objective(th, data, True),
-        )
-        loglik = -self._objective(optimum.theta, data, False, penalised=False) * data.total
-        self._store(optimum, data.total, data.n_unique, loglik)
-        return self
+        # method of moments on the per-customer means: E[m] = p gamma / (q - 1)
+        mean_m = float(np.average(m, weights=w))
+        return self._maximise(data, self._start(initial_params, lambda: [2.0, 3.0, mean_m]))
 
     def _objective(self, theta, data: _Data, with_grad: bool, penalised: bool = True):
         pr = np.exp(theta)

@@ -39,10 +39,10 @@ from ._base import (
     FittedModel,
     broadcast_rft,
     check_rft,
+    repeat_rate,
     dot,
     integer_codes,
     matvec,
-    minimize_log_params,
     reshape_out,
     unique_rows,
 )
@@ -149,28 +149,15 @@ class ParetoNBDModel(FittedModel):
         """Maximum-likelihood fit. ``weights`` are counts of customers per row (optional)."""
         x, tx, t, w = check_rft(frequency, recency, T, weights)
         data = _Data(x, tx, t, w)
-        if initial_params is not None:
-            theta0 = np.log([initial_params[k] for k in self.param_names])
-        else:
-            mean_x = float(np.average(x, weights=w))
-            mean_t = float(np.average(t, weights=w))
-            rate = max(mean_x, 0.05) / max(mean_t, 1e-9)
-            theta0 = np.log([1.0, 1.0 / rate, 1.0, max(mean_t, 1e-6)])
+        rate, mean_t = repeat_rate(x, t, w)
+        theta0 = self._start(initial_params, lambda: [1.0, 1.0 / rate, 1.0, max(mean_t, 1e-6)])
         # Where the data carry no information on heterogeneity in dropout, the likelihood keeps
         # rising along a ridge with s, beta -> infinity (s / beta fixed: a common dropout rate);
         # as BTYD does, cap the parameters there - 2F1 near z = 1 gets very expensive beyond.
         scale = max(float(t.max()), 1e-6)
         upper = np.log([1e4 * max(1.0, scale), 1e4 * scale, 1e4, 1e4 * scale])
         theta0 = np.minimum(theta0, upper - 1.0)
-        optimum = minimize_log_params(
-            lambda th: self._objective(th, data),
-            theta0,
-            lambda th: self._objective(th, data, with_grad=True),
-            upper=upper,
-        )
-        loglik = -self._objective(optimum.theta, data, penalised=False) * data.total
-        self._store(optimum, data.total, data.n_unique, loglik)
-        return self
+        return self._maximise(data, theta0, upper=upper)
 
     def _objective(self, theta, data: _Data, with_grad: bool = False, penalised: bool = True):
         """Mean negative log-likelihood (and its gradient w.r.t. the log-parameters).
