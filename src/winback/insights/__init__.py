@@ -1,0 +1,1 @@
+"""Insights: why customers leave (reasons), what feedback keeps saying (themes), who they are (personas)."""
