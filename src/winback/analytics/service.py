@@ -496,31 +496,46 @@ def _thin(values: list[float], limit: int = 2000) -> list[float]:
 SCORE_COLUMNS = ("status", "churned_at", "churn_reason", "involuntary", "tenure_days", "mrr_minor", "currency",
                  "recency_days", "frequency", "monetary_minor", "r_score", "f_score", "m_score", "rfm_segment",
                  "p_alive", "expected_purchases_12m", "expected_clv_12m_minor", "historical_clv_minor",
-                 "lost_value_minor", "lost_value_rank")
+                 "lost_value_minor", "lost_value_rank",
+                 # filled by the insights stage (winback.insights.profile)
+                 "value_tier", "reason_confidence", "reason_evidence", "requested_features", "persona",
+                 "health_score", "health_band", "health_factors", "churn_risk", "p_return",
+                 "value_after_return_minor", "recoverable_value_minor", "priority_rank", "suggested_channel")
+TIME_SCORE_COLUMNS = frozenset({"churned_at"})
+INT_SCORE_COLUMNS = frozenset({"recency_days", "tenure_days", "frequency", "r_score", "f_score", "m_score"})
 
 
-def store_scores(settings: Settings, outcome: AnalysisOutcome, report_path: Path | None = None) -> int:
-    """Replace ``customer_scores`` with this run's scores and record the run; returns its id."""
+def store_scores(settings: Settings, outcome: AnalysisOutcome, report_path: Path | None = None, *,
+                 scores: pa.Table | None = None, insights: dict | None = None) -> int:
+    """Replace ``customer_scores`` with this run's scores and record the run; returns its id.
+
+    ``scores`` (default: the outcome's) is keyed by ``key`` (source \\x1f customer_id) or, when it
+    has one, by ``customer_ref`` (the state store's customers.id); list values are stored as JSON.
+    """
     from sqlalchemy import delete, select
 
     from winback.kit.db import make_engine, session_scope
     from winback.models.customer import Customer
     from winback.models.scores import AnalysisRun, CustomerScore
 
+    scores = outcome.scores if scores is None else scores
     engine = make_engine(settings.resolved_state_url)
     try:
         with session_scope(engine) as session:
-            ids = {f"{src}\x1f{ext}": cid for cid, src, ext in
-                   session.execute(select(Customer.id, Customer.source, Customer.external_id)).all()}
+            ids = None
+            if "customer_ref" not in scores.column_names:
+                ids = {f"{src}\x1f{ext}": cid for cid, src, ext in
+                       session.execute(select(Customer.id, Customer.source, Customer.external_id)).all()}
             run = AnalysisRun(started_at=dt.datetime.fromtimestamp(outcome.seconds.get("started", time.time()),
                                                                    dt.timezone.utc),
                               observation_end=outcome.observation_end, customers_scored=0,
                               summary=json.dumps(outcome.summary, default=str),
+                              insights=json.dumps(insights, default=str, ensure_ascii=False) if insights else None,
                               report_path=str(report_path) if report_path else None)
             session.add(run)
             session.flush()
             session.execute(delete(CustomerScore))
-            inserted = _insert_scores(session.connection(), outcome.scores, ids, run.id)
+            inserted = _insert_scores(session.connection(), scores, ids, run.id)
             run.customers_scored = inserted
             run.finished_at = settings.clock().now()
             session.flush()
@@ -530,7 +545,22 @@ def store_scores(settings: Settings, outcome: AnalysisOutcome, report_path: Path
         engine.dispose()
 
 
-def _insert_scores(conn, scores: pa.Table, ids: dict[str, int], analysis_id: int, chunk: int = 50_000) -> int:
+def _cell(column: str, value, postgres: bool):
+    if value is None:
+        return None
+    if isinstance(value, float) and value != value:
+        return None
+    if column in TIME_SCORE_COLUMNS:
+        return (value.replace(tzinfo=dt.timezone.utc) if postgres
+                else value.strftime("%Y-%m-%d %H:%M:%S.%f"))  # SQLAlchemy's SQLite format
+    if column in INT_SCORE_COLUMNS:
+        return int(round(value))
+    if isinstance(value, list):
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+def _insert_scores(conn, scores: pa.Table, ids: dict[str, int] | None, analysis_id: int, chunk: int = 50_000) -> int:
     """Bulk insert, one Arrow batch at a time (bounded memory): COPY on PostgreSQL, a driver-level
     executemany on SQLite (several times faster than ORM dicts)."""
     present = [c for c in SCORE_COLUMNS if c in scores.column_names]
@@ -539,24 +569,13 @@ def _insert_scores(conn, scores: pa.Table, ids: dict[str, int], analysis_id: int
     total = 0
     for batch in scores.to_batches(max_chunksize=chunk):
         data = {c: batch.column(c).to_pylist() for c in present}
-        keys = batch.column("key").to_pylist()
+        refs = (batch.column("customer_ref").to_pylist() if ids is None
+                else [ids.get(k) for k in batch.column("key").to_pylist()])
         rows = []
-        for i, key in enumerate(keys):
-            cid = ids.get(key)
+        for i, cid in enumerate(refs):
             if cid is None:
                 continue
-            row = [cid, analysis_id]
-            for c in present:
-                value = data[c][i]
-                if isinstance(value, float) and value != value:
-                    value = None
-                elif c == "churned_at" and value is not None:
-                    value = (value.replace(tzinfo=dt.timezone.utc) if postgres
-                             else value.strftime("%Y-%m-%d %H:%M:%S.%f"))  # SQLAlchemy's SQLite format
-                elif c == "recency_days" and value is not None:
-                    value = int(round(value))
-                row.append(value)
-            rows.append(row)
+            rows.append([cid, analysis_id, *(_cell(c, data[c][i], postgres) for c in present)])
         if not rows:
             continue
         if postgres:

@@ -12,6 +12,7 @@ these columns, priorities and campaigns read them. Money columns are integer min
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 PROFILE_TABLE = "customer_profile"
 
@@ -94,7 +95,10 @@ def conform(table: pa.Table) -> pa.Table:
     arrays = []
     for field in PROFILE_SCHEMA:
         if field.name in table.column_names:
-            arrays.append(table.column(field.name).cast(field.type))
+            column = table.column(field.name)
+            if pa.types.is_integer(field.type) and pa.types.is_floating(column.type):
+                column = pc.round(column)  # e.g. recency in fractional days -> whole days
+            arrays.append(column.cast(field.type))
         else:
             arrays.append(pa.nulls(n, field.type))
     return pa.Table.from_arrays(arrays, schema=PROFILE_SCHEMA)

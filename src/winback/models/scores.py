@@ -39,6 +39,21 @@ class CustomerScore(Base):
     historical_clv_minor: Mapped[int | None] = mapped_column(BigInteger)
     lost_value_minor: Mapped[int | None] = mapped_column(BigInteger)  # churned: value they would have brought
     lost_value_rank: Mapped[int | None] = mapped_column(Integer)  # 1 = most valuable lost customer
+    value_tier: Mapped[str | None] = mapped_column(String(8))  # low | mid | high | top
+    # insights (see winback.insights.profile for the definitions)
+    reason_confidence: Mapped[float | None] = mapped_column(Float)
+    reason_evidence: Mapped[str | None] = mapped_column(Text)  # JSON list
+    requested_features: Mapped[str | None] = mapped_column(Text)  # JSON list of feature keys
+    persona: Mapped[str | None] = mapped_column(String(32))
+    health_score: Mapped[float | None] = mapped_column(Float)
+    health_band: Mapped[str | None] = mapped_column(String(16))
+    health_factors: Mapped[str | None] = mapped_column(Text)  # JSON list of plain-words factors
+    churn_risk: Mapped[float | None] = mapped_column(Float)
+    p_return: Mapped[float | None] = mapped_column(Float)
+    value_after_return_minor: Mapped[int | None] = mapped_column(BigInteger)
+    recoverable_value_minor: Mapped[int | None] = mapped_column(BigInteger)
+    priority_rank: Mapped[int | None] = mapped_column(Integer, index=True)
+    suggested_channel: Mapped[str | None] = mapped_column(String(16))
 
 
 class AnalysisRun(Base):
@@ -51,3 +66,4 @@ class AnalysisRun(Base):
     customers_scored: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     summary: Mapped[str | None] = mapped_column(Text)  # JSON: the printed summary, for the dashboard
     report_path: Mapped[str | None] = mapped_column(Text)
+    insights: Mapped[str | None] = mapped_column(Text)  # JSON: themes, feature requests, model reports

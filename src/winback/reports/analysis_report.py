@@ -120,22 +120,136 @@ def build_report(data: dict, path: Path) -> Path:
 
 
 def run_analysis(settings, observation_end: dt.datetime | None = None, *, write_report: bool = True,
-                 note=None):
-    """analyze + store the scores + write the HTML report (in the workspace's reports/ folder)."""
+                 note=None, refresh_segments: bool = True):
+    """analyze + insights (profile) + segment refresh + store the scores + the HTML report."""
     from winback.analytics.service import analyze, store_scores
+    from winback.insights.service import build_insights
 
+    note = note or (lambda _m: None)
     outcome = analyze(settings, observation_end, note=note)
+    insights = build_insights(settings, outcome, note=note)
+    outcome.seconds.update({f"insights_{k}": v for k, v in insights.seconds.items()})
+    t0 = time.perf_counter()
+    note("storing scores")
+    outcome.analysis_id = store_scores(settings, outcome, None, scores=insights.profile, insights=insights.summary)
+    outcome.seconds["store"] = time.perf_counter() - t0
+    segments = None
+    if refresh_segments:
+        from winback.segments.service import refresh
+
+        t0 = time.perf_counter()
+        note("refreshing segments")
+        segments = refresh(settings, as_of=outcome.observation_end)
+        outcome.seconds["segments"] = time.perf_counter() - t0
     path = None
     if write_report:
-        (note or (lambda _m: None))("report")
+        note("report")
         t0 = time.perf_counter()
         path = settings.workspace / "reports" / f"analysis-{outcome.observation_end:%Y-%m-%d}.html"
-        build_report(outcome.report_data, path)
+        data = dict(outcome.report_data)
+        data["tables"] = {**data.get("tables", {}), **insight_tables(settings, insights)}
+        build_report(data, path)
+        _set_report_path(settings, outcome.analysis_id, path)
         outcome.seconds["report"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    (note or (lambda _m: None))("storing scores")
-    outcome.analysis_id = store_scores(settings, outcome, path)
-    outcome.seconds["store"] = time.perf_counter() - t0
     outcome.summary["analysis_id"] = outcome.analysis_id
     outcome.summary["report"] = str(path) if path else None
+    outcome.summary["insights"] = _insights_headline(insights.summary)
+    if segments is not None:
+        outcome.summary["segments"] = _segments_headline(segments)
     return outcome, path
+
+
+def _money_text(minor, currency) -> str:
+    from winback.kit.money import Money
+
+    return "-" if minor is None else Money(int(minor), currency or "USD").format()
+
+
+def insight_tables(settings, insights, limit: int = 25) -> dict[str, list[dict]]:
+    """The report's insight tables: at-risk customers, priorities, phone interviews, reasons, themes."""
+    import numpy as np
+
+    profile = insights.profile
+    cols = set(profile.column_names)
+    rows = profile.select([c for c in ("customer_id", "name", "status", "health_score", "health_band",
+                                       "health_factors", "churn_risk", "mrr_minor", "currency", "reason",
+                                       "reason_confidence", "p_return", "value_after_return_minor",
+                                       "recoverable_value_minor", "priority_rank", "suggested_channel")
+                           if c in cols]).to_pylist()
+    tables: dict[str, list[dict]] = {}
+    risky = [r for r in rows if r["status"] == "active" and r.get("health_band") == "at_risk"]
+    risky.sort(key=lambda r: (-(r.get("churn_risk") or 0.0), r.get("health_score") or 0.0))
+    tables["Active customers at risk"] = [
+        {"customer": f"{r['name'] or ''} ({r['customer_id']})", "health": f"{r['health_score']:.0f}",
+         "churn risk": "-" if r.get("churn_risk") is None else f"{r['churn_risk']:.0%}",
+         "MRR": _money_text(r["mrr_minor"], r["currency"]), "why": "; ".join(r.get("health_factors") or [])}
+        for r in risky[:limit]]
+    ranked = sorted((r for r in rows if r.get("priority_rank") is not None), key=lambda r: r["priority_rank"])
+    tables["Win-back priorities (expected recoverable value)"] = [
+        {"#": r["priority_rank"], "customer": f"{r['name'] or ''} ({r['customer_id']})",
+         "reason": f"{r['reason']} ({(r.get('reason_confidence') or 0):.0%})",
+         "P(return)": f"{(r.get('p_return') or 0):.1%}",
+         "value after return": _money_text(r["value_after_return_minor"], r["currency"]),
+         "recoverable": _money_text(r["recoverable_value_minor"], r["currency"]),
+         "channel": r["suggested_channel"]} for r in ranked[:limit]]
+    reasons = insights.summary.get("reasons", {}).get("by_reason", {})
+    conf: dict[str, list[float]] = {}
+    for r in rows:
+        if r.get("reason") is not None and r.get("reason_confidence") is not None:
+            conf.setdefault(r["reason"], []).append(r["reason_confidence"])
+    tables["Churn reasons (every lost customer)"] = [
+        {"reason": k, "customers": f"{v:,}", "mean confidence": f"{np.mean(conf.get(k, [0])):.0%}"}
+        for k, v in reasons.items()]
+    themes = insights.summary.get("themes", {}).get("themes", [])
+    tables["Feedback themes (frequency x lost MRR)"] = [
+        {"theme": t["label"], "reason": t["reason"], "customers": f"{t['customers']:,}",
+         "lost MRR": _money_text(t["lost_mrr_minor"], t.get("currency")),
+         "languages": ", ".join(sorted(t.get("languages", {}))),
+         "quote": (t["quotes"][0]["text"] if t.get("quotes") else "")[:90]} for t in themes[:15]]
+    features = insights.summary.get("feature_requests", {}).get("features", [])
+    tables["Requested features and releases"] = [
+        {"feature": f.get("label") or f["feature"], "requesters": f"{f['requesters']:,}",
+         "churned": f"{f['churned_requesters']:,}", "lost MRR": _money_text(f.get("lost_mrr_minor"), f.get("currency")),
+         "release": (f"shipped {str(f['released_at'])[:10]}" if f.get("shipped") else
+                     f"planned {str(f['released_at'])[:10]}" if f.get("released_at") else "not planned")}
+        for f in features[:15]]
+    return {k: v for k, v in tables.items() if v}
+
+
+def _set_report_path(settings, analysis_id: int, path: Path) -> None:
+    from sqlalchemy import update
+
+    from winback.kit.db import make_engine, session_scope
+    from winback.models.scores import AnalysisRun
+
+    engine = make_engine(settings.resolved_state_url)
+    try:
+        with session_scope(engine) as session:
+            session.execute(update(AnalysisRun).where(AnalysisRun.id == analysis_id).values(report_path=str(path)))
+    finally:
+        engine.dispose()
+
+
+def _insights_headline(summary: dict) -> dict:
+    out = {"statuses": summary.get("statuses", {}), "reasons": summary.get("reasons", {}).get("by_reason", {})}
+    health = summary.get("health") or {}
+    if health:
+        out["health_bands"] = health.get("by_band", {})
+        model = health.get("churn_risk_model", {})
+        out["churn_risk_model"] = {k: model.get(k) for k in ("auc", "brier", "ece", "baseline_auc", "baseline_ece",
+                                                              "n_test", "error") if k in model}
+    prop = (summary.get("propensity") or {}).get("subscriptions")
+    if prop:
+        out["propensity"] = {"mode": prop.get("mode"), "why": prop.get("why")}
+    if summary.get("personas"):
+        out["personas"] = summary["personas"].get("by_persona", {})
+    out["priorities"] = summary.get("priorities", {})
+    themes = (summary.get("themes") or {}).get("themes", [])
+    out["top_themes"] = [{"label": t["label"], "reason": t["reason"], "customers": t["customers"],
+                          "lost_mrr_minor": t["lost_mrr_minor"]} for t in themes[:5]]
+    return out
+
+
+def _segments_headline(outcomes) -> list[dict]:
+    return [{"name": o.name, "ok": o.ok, "members": o.member_count, "entered": o.entered, "exited": o.exited,
+             "error": o.error} for o in outcomes]
