@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from winback.kit.clock import Clock, FixedClock, SystemClock, parse_instant
@@ -30,6 +30,71 @@ class IngestSettings(BaseModel):
     default_currency: str = "USD"
 
 
+class HealthPenalties(BaseModel):
+    """Points a health factor takes off the score of 100 (see :mod:`winback.analytics.health`).
+
+    Graded factors (marked *) take up to this many points, in proportion to how bad the signal is.
+    """
+
+    cancel_scheduled: float = Field(60.0, ge=0, le=100, description="a cancellation is scheduled")
+    payment_failed: float = Field(35.0, ge=0, le=100, description="a recent payment failed and is not recovered")
+    purchase_lapse: float = Field(35.0, ge=0, le=100, description="no purchase for too long (see inactive_days)")
+    logins_down: float = Field(25.0, ge=0, le=100, description="* logins down against the customer's baseline")
+    feature_use_down: float = Field(20.0, ge=0, le=100, description="* feature use down against the baseline")
+    no_recent_activity: float = Field(15.0, ge=0, le=100, description="no product activity for a while")
+    card_expiring: float = Field(15.0, ge=0, le=100, description="the card on file expires soon (or has expired)")
+    low_csat: float = Field(20.0, ge=0, le=100, description="* a low CSAT rating recently (1 of 5 = full)")
+    unresolved_tickets: float = Field(8.0, ge=0, le=100, description="per unresolved ticket, up to max_counted_tickets")
+    nps_detractor: float = Field(15.0, ge=0, le=100, description="* latest NPS answer a detractor (0 = full)")
+    many_tickets: float = Field(5.0, ge=0, le=100, description="many tickets opened recently")
+    low_p_alive: float = Field(40.0, ge=0, le=100, description="* P(alive) from the CLV models below the threshold")
+
+
+class HealthSettings(BaseModel):
+    """Health score, early-warning rules and the churn-risk model (``[health]`` in winback.toml)."""
+
+    # windows of the behavioural features (winback.analytics.features)
+    recent_days: int = Field(30, ge=1, description="engagement window: the last N days")
+    baseline_days: int = Field(90, ge=1, description="baseline window: the N days before the recent window")
+    min_baseline_days: int = Field(14, ge=1, description="no baseline when fewer days of it were observable")
+    ticket_days: int = Field(90, ge=1, description="tickets / CSAT look-back")
+    payment_failure_days: int = Field(30, ge=1, description="failed-payment look-back")
+    # thresholds of the early-warning rules (winback.analytics.health)
+    engagement_drop: float = Field(0.5, gt=0, le=1, description="flag a fall of at least this share against baseline")
+    min_expected_events: float = Field(4.0, ge=0, description="judge a fall only when the baseline rate predicts "
+                                                               "at least this many events in the recent window")
+    card_expiry_days: int = Field(31, ge=0, description="flag cards whose last valid day is within N days (a month: "
+                                                          "on Dec 31 a January card has 31 days left)")
+    quiet_days: int = Field(14, ge=1, description="no product activity for N days (customers seen in product data)")
+    inactive_days: int = Field(60, ge=1, description="a regular customer with no purchase for N days is flagged")
+    regular_min_purchases: int = Field(3, ge=2, description="purchases that make a customer regular")
+    purchase_overdue_ratio: float = Field(3.0, gt=1, description="flag when the gap since the last purchase is this "
+                                                                 "many times the customer's median gap")
+    min_lapse_days: int = Field(14, ge=0, description="never call a purchase overdue before this many days")
+    low_csat_max: int = Field(2, ge=1, le=5, description="CSAT at or below this is low")
+    nps_detractor_max: int = Field(6, ge=0, le=10, description="NPS at or below this is a detractor")
+    nps_max_age_days: int = Field(365, ge=1, description="ignore NPS answers older than this")
+    many_tickets: int = Field(3, ge=1, description="tickets in the look-back that count as many")
+    max_counted_tickets: int = Field(3, ge=1, description="unresolved tickets counted for the penalty")
+    p_alive_threshold: float = Field(0.5, gt=0, le=1, description="P(alive) below this is a factor")
+    penalties: HealthPenalties = HealthPenalties()
+    # bands: score >= healthy_min -> healthy; >= watch_min -> watch; else at_risk
+    healthy_min: float = Field(70.0, ge=0, le=100)
+    watch_min: float = Field(40.0, ge=0, le=100)
+    max_factors: int = Field(3, ge=1, le=12, description="factors listed per customer")
+    # churn-risk model (winback.analytics.churn_risk)
+    churn_horizon_days: int = Field(90, ge=7, description="predict churn within this many days")
+    churn_min_events: int = Field(50, ge=1, description="churn events needed in each window to train a model")
+    churn_orders_active_days: int = Field(365, ge=1, description="shops: a customer with an order in the last N days "
+                                                                 "is active")
+
+    @model_validator(mode="after")
+    def _bands_ordered(self) -> "HealthSettings":
+        if self.watch_min > self.healthy_min:
+            raise ValueError(f"watch_min ({self.watch_min}) must not exceed healthy_min ({self.healthy_min})")
+        return self
+
+
 class Settings(BaseSettings):
     """Workspace settings. ``workspace`` is set by the loader, not read from the file."""
 
@@ -40,6 +105,7 @@ class Settings(BaseSettings):
     history_url: str = "duckdb:///history.duckdb"
     now: str | None = Field(None, description="pin the clock (ISO 8601) for reproducible runs")
     ingest: IngestSettings = IngestSettings()
+    health: HealthSettings = HealthSettings()
     workspace: Path = Path(".")
 
     @field_validator("now")
