@@ -47,6 +47,7 @@ def analyze_cmd(
                                                               if k != "started"}})
         return
     print_analysis(outcome.summary)
+    print_insights(outcome.summary)
     if path:
         out.print(f"report: {path}")
 
@@ -76,6 +77,65 @@ def print_analysis(summary: dict) -> None:
     if summary.get("rfm_segments"):
         top = list(summary["rfm_segments"].items())[:6]
         out.print("RFM segments: " + ", ".join(f"{k} {v:,}" for k, v in top))
+
+
+def print_insights(summary: dict, at_risk: list[dict] | None = None, priorities: list[dict] | None = None) -> None:
+    """Reasons, health, themes, segments and (when given) the at-risk and priority lists."""
+    from winback.kit.money import Money
+
+    ins = summary.get("insights")
+    if not ins:
+        return
+    currency = summary.get("currency", "USD")
+    reasons = ins.get("reasons", {})
+    total = sum(reasons.values()) or 1
+    out.print("Churn reasons (every lost customer): " + ", ".join(
+        f"{k} {v:,} ({v / total:.0%})" for k, v in reasons.items()))
+    if ins.get("health_bands"):
+        out.print("Health of active customers: " + ", ".join(f"{k} {v:,}" for k, v in ins["health_bands"].items()))
+    model = ins.get("churn_risk_model") or {}
+    if model.get("auc") is not None:
+        out.print(f"Churn-risk model (90 days, time split): AUC {model['auc']:.3f}, ECE {model['ece']:.3f}; "
+                  f"the simple health score: AUC {model['baseline_auc']:.3f}")
+    elif model.get("error"):
+        out.print(f"Churn-risk model: not trained ({model['error']})")
+    if ins.get("personas"):
+        out.print("Personas: " + ", ".join(f"{k} {v:,}" for k, v in ins["personas"].items()))
+    if at_risk:
+        grid = Table(title="Active customers at risk (top 5)", title_justify="left")
+        for col in ("customer", "health", "churn risk", "why"):
+            grid.add_column(col, justify="right" if col in ("health", "churn risk") else "left")
+        for r in at_risk:
+            grid.add_row(f"{r['name'] or ''} ({r['customer_id']})", f"{r['health_score']:.0f}",
+                         "-" if r["churn_risk"] is None else f"{r['churn_risk']:.0%}",
+                         "; ".join(r["health_factors"] or []))
+        out.print(grid)
+    if ins.get("top_themes"):
+        grid = Table(title="Top feedback themes (frequency x lost MRR)", title_justify="left")
+        for col in ("theme", "reason", "customers", "lost MRR"):
+            grid.add_column(col, justify="right" if col in ("customers", "lost MRR") else "left")
+        for t in ins["top_themes"]:
+            grid.add_row(t["label"], t["reason"] or "-", f"{t['customers']:,}",
+                         Money(int(t["lost_mrr_minor"] or 0), currency).format())
+        out.print(grid)
+    pr = ins.get("priorities") or {}
+    if pr.get("ranked"):
+        out.print(f"Win-back priorities: {pr['ranked']:,} lost customers ranked; expected recoverable value "
+                  f"{Money(int(pr['expected_recoverable_minor']), currency).format()}; "
+                  f"{pr['phone_interviews']:,} very-high-value accounts for phone interviews")
+    if priorities:
+        grid = Table(title="Priority list (top 10)", title_justify="left")
+        for col in ("#", "customer", "reason", "P(return)", "recoverable", "channel", "segments"):
+            grid.add_column(col, justify="right" if col in ("#", "P(return)", "recoverable") else "left")
+        for r in priorities:
+            grid.add_row(str(r["priority_rank"]), f"{r['name'] or ''} ({r['customer_id']})", r["reason"] or "-",
+                         f"{(r['p_return'] or 0):.1%}",
+                         Money(int(r["recoverable_value_minor"] or 0), r["currency"] or currency).format(),
+                         r["suggested_channel"] or "-", ", ".join(r["segments"][:2]))
+        out.print(grid)
+    if summary.get("segments"):
+        out.print("Segments: " + ", ".join(f"{s['name']} {s['members']:,}" if s["ok"] else f"{s['name']} (error)"
+                                            for s in summary["segments"]))
 
 
 def _pct(value) -> str:

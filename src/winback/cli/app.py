@@ -9,6 +9,9 @@ from winback.cli.analytics_cmds import analyze_cmd, clv_app, metrics_cmd
 from winback.cli.demo_cmd import demo_cmd
 from winback.cli.generate_cmd import generate_cmd
 from winback.cli.ingest_cmd import ingest_cmd
+from winback.cli.insights_cmds import at_risk_cmd, priorities_cmd, themes_cmd
+from winback.cli.reasons_cmd import reasons_app
+from winback.cli.segments_cmd import segments_app
 from winback.cli.workspace_cmds import init, status_cmd
 
 app = typer.Typer(
@@ -40,6 +43,11 @@ app.command("demo")(demo_cmd)
 app.command("analyze")(analyze_cmd)
 app.command("metrics")(metrics_cmd)
 app.add_typer(clv_app, name="clv")
+app.add_typer(reasons_app, name="reasons")
+app.add_typer(segments_app, name="segments")
+app.command("priorities")(priorities_cmd)
+app.command("at-risk")(at_risk_cmd)
+app.command("themes")(themes_cmd)
 
 
 def main() -> None:

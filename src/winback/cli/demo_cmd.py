@@ -67,6 +67,11 @@ def demo_cmd(
         steps["analyze"] = time.perf_counter() - t
         counts = status(settings)
         bar.update(task, advance=1)
+    from winback.insights.repository import at_risk
+    from winback.segments.priorities import priority_list
+
+    priorities = priority_list(settings, 10)
+    risky = at_risk(settings, 5)
     payload = {
         "ok": True,
         "workspace": str(root),
@@ -78,6 +83,8 @@ def demo_cmd(
         "history": history,
         "analysis": analysis.summary,
         "report": str(report),
+        "at_risk": risky,
+        "priorities": priorities,
         "stores": {"state": counts["state_store"]["tables"], "history": counts["history_store"]["tables"]},
         "seconds": {k: round(v, 2) for k, v in steps.items()} | {"total": round(time.perf_counter() - started, 2)},
     }
@@ -116,8 +123,9 @@ def _print_summary(p: dict) -> None:
     top = ", ".join(f"{k} {v:,}" for k, v in list(h["stated_cancel_reasons"].items())[:6])
     out.print(f"  stated cancel reasons: {top}")
     out.print(f"  failed payment attempts {h['failed_payment_attempts']:,}")
-    from winback.cli.analytics_cmds import print_analysis
+    from winback.cli.analytics_cmds import print_analysis, print_insights
 
     print_analysis(p["analysis"])
+    print_insights(p["analysis"], p["at_risk"], p["priorities"])
     out.print(f"  report (opens offline): {p['report']}")
     out.print(f"  done in {p['seconds']['total']:.1f}s; inspect with `winback status -w {p['workspace']}`")

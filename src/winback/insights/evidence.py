@@ -17,7 +17,8 @@ contributes a likelihood - a stated code with reliability ``r`` gives ``r`` to i
 ``(1 - r) / 5`` to each other; a text gives the classifier's probabilities. The posterior's top
 reason is the customer's reason and its probability the confidence. Reliabilities are defaults
 measured on generated data (stated codes are right about 85-90% of the time; generic codes such as
-``unused``, ``low_quality`` and ``other`` say little) and can be overridden. A customer with no
+``unused``, ``low_quality`` and ``other`` say little and spread their weight, see
+:func:`code_likelihood`) and can be overridden. A customer with no
 evidence at all gets ``unknown`` with confidence 0.
 """
 
@@ -41,8 +42,13 @@ WOULD_RETURN_REASONS: dict[str, str] = {
     "lower_price": PRICE, "feature_available": MISSING_FEATURE, "easier_to_use": USABILITY,
     "better_support": SUPPORT, "better_than_alternative": COMPETITOR, "nothing": OTHER,
 }
-#: Codes that map to ``other`` but say little about the actual reason.
-GENERIC_CODES = frozenset({"unused", "low_quality", "other"})
+#: Codes that map to ``other`` but say little about the actual reason: the likelihood each gives
+#: the reasons it leans to (the rest share what is left).
+GENERIC_CODE_LEANINGS: dict[str, dict[str, float]] = {
+    "low_quality": {USABILITY: 0.36, SUPPORT: 0.26, OTHER: 0.26},
+    "unused": {OTHER: 0.55, USABILITY: 0.15},
+    "other": {OTHER: 0.45},
+}
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,6 @@ class Reliability:
 
     cancel_code: float = 0.85
     survey_choice: float = 0.85
-    generic_code: float = 0.45
     would_return_if: float = 0.55
     text_floor: float = 0.02  # the smallest likelihood a text gives any reason (no hard zeros)
     involuntary: float = 0.99
@@ -76,13 +81,23 @@ def _stated(reason: str, r: float) -> np.ndarray:
 
 def code_likelihood(code: str, reliability: Reliability, mapping: dict[str, str] | None = None,
                     kind: str = "cancel_code") -> tuple[str, np.ndarray] | None:
-    """The reason a stated code names and its likelihood vector (None for unknown/involuntary codes)."""
+    """The reason a stated code names and its likelihood vector (None for unknown/involuntary codes).
+
+    Generic codes spread their weight: Stripe's ``low_quality`` ("quality was less than
+    expected") points at usability or support as much as at anything else
+    (:data:`GENERIC_CODE_LEANINGS`), ``unused`` and ``other`` mostly at ``other``.
+    """
     mapping = CANCEL_CODE_REASONS if mapping is None else mapping
     reason = mapping.get(code)
     if reason is None or reason not in TEXT_REASONS:
         return None
-    r = reliability.generic_code if code in GENERIC_CODES else (
-        reliability.survey_choice if kind == "survey_choice" else reliability.cancel_code)
+    if code in GENERIC_CODE_LEANINGS and mapping.get(code) == CANCEL_CODE_REASONS.get(code):
+        lean = GENERIC_CODE_LEANINGS[code]
+        lik = np.array([lean.get(r, 0.0) for r in TEXT_REASONS])
+        rest = (1.0 - lik.sum()) / max(int((lik == 0).sum()), 1)
+        lik = np.where(lik == 0, rest, lik)
+        return TEXT_REASONS[int(np.argmax(lik))], lik
+    r = reliability.survey_choice if kind == "survey_choice" else reliability.cancel_code
     return reason, _stated(reason, r)
 
 

@@ -68,14 +68,16 @@ def suggested_channels(eligible: np.ndarray, value_after: np.ndarray, email: lis
                        marketing_basis: list, opted_out: list, *, phone_top_share: float = 0.01,
                        phone_min_value: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(channel per row, phone-interview flag). Very high value = the top ``phone_top_share`` of
-    eligible rows by value after return, or at least ``phone_min_value`` when given."""
+    eligible rows by value after return (the ``ceil(share x n)`` largest values, ties included),
+    or at least ``phone_min_value`` when given."""
     n = len(email)
     eligible = np.asarray(eligible, dtype=bool)
     value_after = np.asarray(value_after, dtype=np.float64)
     very_high = np.zeros(n, dtype=bool)
-    vals = value_after[eligible & ~np.isnan(value_after)]
+    vals = np.sort(value_after[eligible & ~np.isnan(value_after)])[::-1]
     if vals.size:
-        cut = np.quantile(vals, 1.0 - phone_top_share) if phone_min_value is None else phone_min_value
+        top = max(int(np.ceil(phone_top_share * vals.size)), 1)
+        cut = vals[top - 1] if phone_min_value is None else phone_min_value
         very_high = eligible & ~np.isnan(value_after) & (value_after >= cut) & (value_after > 0)
     channel = np.full(n, None, dtype=object)
     for i in np.flatnonzero(eligible):

@@ -131,7 +131,8 @@ def run_analysis(settings, observation_end: dt.datetime | None = None, *, write_
     outcome.seconds.update({f"insights_{k}": v for k, v in insights.seconds.items()})
     t0 = time.perf_counter()
     note("storing scores")
-    outcome.analysis_id = store_scores(settings, outcome, None, scores=insights.profile, insights=insights.summary)
+    state_scores = insights.profile.append_column("churn_reason", insights.profile.column("reason"))
+    outcome.analysis_id = store_scores(settings, outcome, None, scores=state_scores, insights=insights.summary)
     outcome.seconds["store"] = time.perf_counter() - t0
     segments = None
     if refresh_segments:
