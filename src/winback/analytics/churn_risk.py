@@ -56,7 +56,7 @@ import ibis
 import numpy as np
 import pyarrow as pa
 
-from winback.analytics import metrics
+from winback.analytics import calibration, metrics
 from winback.analytics.features import KEY, customer_features, naive_utc
 from winback.analytics.health import baseline_risk, health_scores
 from winback.config import HealthSettings
@@ -104,12 +104,8 @@ def reliability_table(y_true, p, bins: int = RELIABILITY_BINS) -> list[dict]:
 
 def expected_calibration_error(y_true, p, bins: int = RELIABILITY_BINS) -> float:
     """``sum_b (n_b / n) |observed_rate_b - mean_predicted_b|`` over equal-width bins (Guo et al. 2017, eq. 3)."""
-    rows = reliability_table(y_true, p, bins)
-    n = sum(r["customers"] for r in rows)
-    if n == 0:
-        return float("nan")
-    return float(sum(r["customers"] / n * abs(r["observed_rate"] - r["mean_predicted"])
-                     for r in rows if r["customers"]))
+    p = np.clip(np.asarray(p, dtype=np.float64).reshape(-1), 0.0, 1.0)
+    return calibration.expected_calibration_error(np.asarray(y_true, dtype=np.float64).reshape(-1), p, bins)
 
 
 def _scores(y: np.ndarray, p: np.ndarray) -> dict:

@@ -50,6 +50,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
+from winback.insights.reasons.language import detect_language as script_language
+
 DATA_DIR = Path(__file__).with_name("themes_data")
 LANGUAGES: tuple[str, ...] = ("en", "ja", "ko", "uk", "zh-Hans", "zh-Hant")
 KEY = ("source", "customer_id")
@@ -101,54 +103,25 @@ def is_usable(normalized: str) -> bool:
 
 # ================================================================================ language
 
-_KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
-_HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _CYRILLIC = re.compile(r"[\u0400-\u052f]")
-_LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
 _UK_ONLY = re.compile(r"[іїєґІЇЄҐ]")
 _RU_ONLY = re.compile(r"[ыэъёЫЭЪЁ]")
-# simplified / traditional forms of common characters (same position = same character)
-_SIMPLIFIED = ("们这说时个为会来对过还发经现没问题关单设产开应让联话间样实觉种费务员户录钱价贵买卖换迁团队报离数据计划线"
-               "级变负担错误简统续复杂确认职导图载语访书业东网页电脑软从体验头优额点击闭启权预达节约转号码门帮处馈决态"
-               "专师钟气两销账帐购质满难习齐写读机动与么当总结构织规则标准备试")
-_TRADITIONAL = ("們這說時個為會來對過還發經現沒問題關單設產開應讓聯話間樣實覺種費務員戶錄錢價貴買賣換遷團隊報離數據計劃線"
-                "級變負擔錯誤簡統續複雜確認職導圖載語訪書業東網頁電腦軟從體驗頭優額點擊閉啟權預達節約轉號碼門幫處饋決態"
-                "專師鐘氣兩銷賬帳購質滿難習齊寫讀機動與麼當總結構織規則標準備試")
-_SIMP_RE = re.compile("[" + "".join(sorted(set(_SIMPLIFIED) - set(_TRADITIONAL))) + "]")
-_TRAD_RE = re.compile("[" + "".join(sorted(set(_TRADITIONAL) - set(_SIMPLIFIED))) + "]")
 
 
 def detect_language(text: Any) -> str:
-    """Language of a text from its script: ``ja`` (any kana), ``ko`` (Hangul), ``zh-Hans`` /
-    ``zh-Hant`` (Han only; by characters that differ between the two), ``uk`` (Cyrillic; ``ru``
-    when it has Russian-only letters and no Ukrainian-only ones), ``en`` (Latin), ``und`` otherwise.
-
-    A script counts once it has two letters, so a Latin product name inside a Japanese sentence
-    does not make it English. Only the first 1,000 characters are looked at.
-    """
+    """Language of a text from its script (:func:`winback.insights.reasons.language.detect_language`:
+    ``ja``, ``ko``, ``zh-Hans`` / ``zh-Hant``, ``uk``, ``en``), with ``ru`` for Cyrillic text that
+    has Russian-only letters and no Ukrainian-only ones, and ``und`` when there are no letters.
+    Only the first 1,000 characters are looked at."""
     if not text:
         return "und"
     sample = str(text)[:1000]
-    kana = len(_KANA.findall(sample))
-    hangul = len(_HANGUL.findall(sample))
-    han = len(_HAN.findall(sample))
-    if kana >= 1 and kana + han >= 2:
-        return "ja"
-    if hangul >= 2 or (hangul and hangul >= han):
-        return "ko"
-    if han >= 2 or (han and not _LATIN.search(sample) and not _CYRILLIC.search(sample)):
-        simp = len(_SIMP_RE.findall(sample))
-        trad = len(_TRAD_RE.findall(sample))
-        return "zh-Hant" if trad > simp else "zh-Hans"
-    cyr = len(_CYRILLIC.findall(sample))
-    if cyr >= 2:
-        if _RU_ONLY.search(sample) and not _UK_ONLY.search(sample):
-            return "ru"
-        return "uk"
-    if _LATIN.search(sample):
-        return "en"
-    return "und"
+    found = script_language(sample)
+    if found is None:
+        return "und"
+    if found == "uk" and _RU_ONLY.search(sample) and not _UK_ONLY.search(sample):
+        return "ru"
+    return found
 
 
 _LANG_ALIASES = {

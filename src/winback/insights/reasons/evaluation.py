@@ -7,6 +7,7 @@ from typing import Iterable, Mapping
 import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
+from winback.analytics import calibration
 from winback.analytics.reasons import UNKNOWN
 from winback.insights.reasons.classifier import classify_texts
 from winback.insights.reasons.corpus import TEXT_REASONS
@@ -27,17 +28,16 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
     if not len(confidence):
         return 0.0, []
     bin_index = np.minimum((confidence * bins).astype(int), bins - 1)
-    ece, table = 0.0, []
+    table = []
     for b in range(bins):
         in_bin = bin_index == b
         n = int(in_bin.sum())
         if not n:
             continue
         mean_confidence, accuracy = float(confidence[in_bin].mean()), float(correct[in_bin].mean())
-        ece += n / len(confidence) * abs(accuracy - mean_confidence)
         table.append({"low": b / bins, "high": (b + 1) / bins, "n": n,
                       "mean_confidence": round(mean_confidence, 4), "accuracy": round(accuracy, 4)})
-    return float(ece), table
+    return calibration.expected_calibration_error(correct, confidence, bins), table
 
 
 def evaluate(rows: Iterable[Mapping]) -> dict:
