@@ -290,3 +290,27 @@ def test_report_shows_the_insights(pipeline):
     for heading in ("Active customers at risk", "Win-back priorities", "Churn reasons", "Feedback themes",
                     "Requested features and releases"):
         assert heading in page
+
+
+def test_a_shop_only_history_gets_personas_reasons_and_priorities(tmp_path):
+    """No subscriptions at all: lost buyers come from BG/NBD, reasons from exit surveys."""
+    from winback.ingest.service import ingest
+    from winback.reports.analysis_report import run_analysis
+    from winback.synth import generate
+    from winback.workspace import init_workspace
+
+    generate("ecommerce", 800, 5, tmp_path / "shop", fmt="parquet")
+    settings = init_workspace(tmp_path / "ws", now="2025-12-31T23:59:59Z")
+    ingest(settings, tmp_path / "shop")
+    outcome, _ = run_analysis(settings, write_report=False)
+    con = duckdb.connect(str(settings.history_path), read_only=True)
+    try:
+        rows = con.execute("SELECT status, persona, reason, p_return, priority_rank FROM customer_profile").fetchall()
+    finally:
+        con.close()
+    assert len(rows) == 800
+    assert all(r[1] is not None for r in rows)  # every shop customer has a persona
+    lost = [r for r in rows if r[0] == "lost"]
+    assert lost and all(r[2] is not None and r[3] is not None and r[4] is not None for r in lost)
+    assert all(0.0 <= r[3] <= 1.0 for r in lost)
+    assert outcome.summary["insights"]["personas"]

@@ -103,7 +103,6 @@ def is_usable(normalized: str) -> bool:
 
 # ================================================================================ language
 
-_CYRILLIC = re.compile(r"[\u0400-\u052f]")
 _UK_ONLY = re.compile(r"[іїєґІЇЄҐ]")
 _RU_ONLY = re.compile(r"[ыэъёЫЭЪЁ]")
 

@@ -94,7 +94,7 @@ def _base(con, settings: Settings, scores: pa.Table, obs: dt.datetime) -> pa.Tab
             score_cols = "".join(f', sc."{c}"' for c in keep)
             join = "LEFT JOIN sc USING (source, customer_id)"
         status_expr = "sc.status" if sc is not None else "NULL"
-        churned_expr = "sc.churned_at" if sc is not None else "NULL"
+        churned_expr = "sc.churned_at" if sc is not None and "churned_at" in sc.column_names else "NULL"
         return local.execute(f"""
             WITH sub_summary AS (
                 SELECT source, customer_id,
