@@ -126,9 +126,10 @@ def print_insights(summary: dict, at_risk: list[dict] | None = None, priorities:
     if priorities:
         grid = Table(title="Priority list (top 10)", title_justify="left")
         for col in ("#", "customer", "reason", "P(return)", "recoverable", "channel", "segments"):
-            grid.add_column(col, justify="right" if col in ("#", "P(return)", "recoverable") else "left")
+            grid.add_column(col, justify="right" if col in ("#", "P(return)", "recoverable") else "left",
+                            no_wrap=col in ("customer", "reason", "channel"))
         for r in priorities:
-            grid.add_row(str(r["priority_rank"]), f"{r['name'] or ''} ({r['customer_id']})", r["reason"] or "-",
+            grid.add_row(str(r["priority_rank"]), r["customer_id"], r["reason"] or "-",
                          f"{(r['p_return'] or 0):.1%}",
                          Money(int(r["recoverable_value_minor"] or 0), r["currency"] or currency).format(),
                          r["suggested_channel"] or "-", ", ".join(r["segments"][:2]))
