@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pytest
 
 from winback.analytics.churn_risk import (
@@ -122,3 +123,14 @@ def test_too_little_history(history):
     with pytest.raises(WinbackError, match="no churn-risk model"):
         result.predict(customer_features(con, utc("2025-12-31")))
     assert issubclass(InsufficientHistory, WinbackError)
+
+
+def test_sample_rows_is_seeded_bounded_and_keeps_class_shares():
+    from winback.analytics.churn_risk import sample_rows
+
+    y = np.r_[np.zeros(9000, dtype=int), np.ones(1000, dtype=int)]
+    idx = sample_rows(y, 2000)
+    assert abs(idx.size - 2000) <= 1 and np.unique(idx).size == idx.size
+    assert y[idx].mean() == pytest.approx(0.1, abs=0.002)
+    assert np.array_equal(idx, sample_rows(y, 2000))  # deterministic
+    assert np.array_equal(sample_rows(y, 50_000), np.arange(y.size))  # small windows: every row

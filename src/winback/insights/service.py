@@ -158,11 +158,14 @@ def _join(base: pa.Table, extra: pa.Table, columns: list[str]) -> pa.Table:
 def _num(table: pa.Table, name: str) -> np.ndarray:
     if name not in table.column_names:
         return np.full(table.num_rows, np.nan)
-    return np.array([np.nan if v is None else float(v) for v in table.column(name).to_pylist()], dtype=np.float64)
+    column = table.column(name).cast(pa.float64())
+    return column.fill_null(np.nan).to_numpy() if table.num_rows else np.zeros(0)
 
 
 def _minor(values: np.ndarray) -> pa.Array:
-    return pa.array([None if np.isnan(v) else int(round(v)) for v in values], pa.int64())
+    values = np.asarray(values, dtype=np.float64)
+    missing = np.isnan(values)
+    return pa.array(np.where(missing, 0, np.round(values)).astype(np.int64), pa.int64(), mask=missing)
 
 
 def _set(table: pa.Table, name: str, values) -> pa.Table:
@@ -313,7 +316,8 @@ def _health(con, settings: Settings, base: pa.Table, obs: dt.datetime):
     active_keys = base.filter(pa.array(status == "active")).select(["source", "customer_id"])
     if active_keys.num_rows == 0:
         return base, None
-    feats = customer_features(con, obs, settings=settings.health)
+    all_features = customer_features(con, obs, settings=settings.health)
+    feats = all_features
     local = duckdb.connect()
     try:
         local.register("f", feats)
@@ -330,7 +334,8 @@ def _health(con, settings: Settings, base: pa.Table, obs: dt.datetime):
                   "by_band": dict(Counter(scored.column("health_band").to_pylist()).most_common()),
                   "inactive_regular": int(pc.sum(scored.column("inactive_regular")).as_py() or 0)}
     extra = scored
-    result = train_and_evaluate(con, obs, settings=settings.health, raise_on_insufficient=False)
+    result = train_and_evaluate(con, obs, settings=settings.health, raise_on_insufficient=False,
+                                current_features=all_features)
     info["churn_risk_model"] = {k: v for k, v in result.report.items() if k not in ("baseline_reliability",)}
     if result.predictions is not None and result.predictions.num_rows:
         local = duckdb.connect()
@@ -384,7 +389,7 @@ def _propensity(con, settings: Settings, base: pa.Table, obs: dt.datetime):
         expected = _num(base, "expected_purchases_12m")
         p[lost] = 1.0 - np.exp(-np.nan_to_num(expected[lost]))
         info["buyers"] = {"mode": "bgnbd", "customers": int(lost.sum())}
-    base = _set(base, "p_return", pa.array([None if np.isnan(v) else float(v) for v in p], pa.float64()))
+    base = _set(base, "p_return", pa.array(p, pa.float64(), mask=np.isnan(p)))
     return base, info
 
 
