@@ -30,18 +30,11 @@ def utc(text: str) -> dt.datetime:
 # ---------------------------------------------------------------------------------- fixtures
 
 @pytest.fixture(scope="session")
-def saas(tmp_path_factory):
+def saas(generated_saas):
     """3,000 generated SaaS customers ingested into a workspace (source ``saas``), with truth."""
-    from winback.ingest.service import IngestOptions, ingest
-    from winback.synth import generate
-    from winback.workspace import init_workspace
-
-    root = tmp_path_factory.mktemp("features_generated")
-    generate("saas", 3000, 1, root / "saas", fmt="parquet")
-    settings = init_workspace(root / "ws", now="2026-01-15T00:00:00Z")
-    ingest(settings, root / "saas", IngestOptions(source="saas"))
-    return {"history": settings.history_path, "truth": pq.read_table(root / "saas" / "ground_truth.parquet"),
-            "facts": json.loads((root / "saas" / "ground_truth.json").read_text())}
+    folder = generated_saas["folder"]
+    return {"history": generated_saas["history"], "truth": pq.read_table(folder / "ground_truth.parquet"),
+            "facts": json.loads((folder / "ground_truth.json").read_text())}
 
 
 @pytest.fixture

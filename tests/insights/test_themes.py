@@ -27,18 +27,10 @@ LANGS = ("en", "ja", "ko", "uk", "zh-Hans", "zh-Hant")
 # ---------------------------------------------------------------------------------- fixtures
 
 @pytest.fixture(scope="session")
-def saas_history(tmp_path_factory):
+def saas_history(generated_saas):
     """3,000 generated SaaS customers ingested into a workspace (source ``saas``), with truth."""
-    from winback.ingest.service import IngestOptions, ingest
-    from winback.synth import generate
-    from winback.workspace import init_workspace
-
-    root = tmp_path_factory.mktemp("themes_generated")
-    generate("saas", 3000, 1, root / "saas", fmt="parquet")
-    settings = init_workspace(root / "ws", now="2026-01-15T00:00:00Z")
-    ingest(settings, root / "saas", IngestOptions(source="saas"))
-    truth = {r["customer_id"]: r for r in pq.read_table(root / "saas" / "ground_truth.parquet").to_pylist()}
-    return {"history": settings.history_path, "truth": truth}
+    table = pq.read_table(generated_saas["folder"] / "ground_truth.parquet")
+    return {"history": generated_saas["history"], "truth": {r["customer_id"]: r for r in table.to_pylist()}}
 
 
 @pytest.fixture(scope="session")
