@@ -19,20 +19,12 @@ from pathlib import Path
 CHILD = r"""
 import json, resource, sys, time
 from winback.config import load_settings
-def _peak_mb():
-    # VmHWM of this process: ru_maxrss would carry the parent peak across fork + exec
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from winback.kit.resources import peak_rss_mb
 from winback.reports.analysis_report import run_analysis
 t = time.perf_counter()
 outcome, path = run_analysis(load_settings(sys.argv[1]))
 total = time.perf_counter() - t
-peak = _peak_mb()
+peak = peak_rss_mb()
 print(json.dumps({"seconds": total, "peak_mb": peak, "steps": {k: round(v, 2) for k, v in outcome.seconds.items()
                   if k != "started"}, "scored": outcome.summary["customers_scored"]}))
 """

@@ -100,15 +100,7 @@ SYNTH_SQL = [
 SCORE_CHILD = r"""
 import datetime as dt, json, resource, sys, time
 import pyarrow.compute as pc
-def _peak_mb():
-    # VmHWM of this process: ru_maxrss would carry the parent peak across fork + exec
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from winback.kit.resources import peak_rss_mb
 from winback.history.store import ibis_connection
 from winback.analytics.features import customer_features
 from winback.analytics.health import health_scores
@@ -120,7 +112,7 @@ t1 = time.perf_counter()
 health = health_scores(features)
 t2 = time.perf_counter()
 bands = health.group_by("health_band").aggregate([("health_band", "count")]).to_pylist()
-peak = _peak_mb()
+peak = peak_rss_mb()
 print(json.dumps({"features_s": t1 - t0, "score_s": t2 - t1, "rows": features.num_rows, "peak_mb": peak,
                   "bands": {r["health_band"]: r["health_band_count"] for r in bands},
                   "examples": [health.filter(pc.equal(health.column("health_band"), band)).slice(0, 1).to_pylist()

@@ -146,22 +146,14 @@ def build(root: Path, n: int) -> Path:
 CHILD = r"""
 import json, resource, sys, time
 from winback.config import load_settings
-def _peak_mb():
-    # VmHWM of this process: ru_maxrss would carry the parent peak across fork + exec
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from winback.kit.resources import peak_rss_mb
 from winback.segments.service import refresh
 settings = load_settings(sys.argv[1])
 t = time.perf_counter()
 outcomes = refresh(settings)
 total = time.perf_counter() - t
 usage = resource.getrusage(resource.RUSAGE_SELF)
-print(json.dumps({"seconds": total, "cpu_seconds": usage.ru_utime + usage.ru_stime, "peak_mb": _peak_mb(),
+print(json.dumps({"seconds": total, "cpu_seconds": usage.ru_utime + usage.ru_stime, "peak_mb": peak_rss_mb(),
                   "segments": [o.model_dump(mode="json") for o in outcomes]}))
 """
 
