@@ -41,9 +41,20 @@ def latest_run(settings: Settings) -> dict:
             "summary": json.loads(m["summary"] or "{}"), "insights": json.loads(m["insights"] or "{}")}
 
 
+def _score_rows(settings: Settings, query) -> list[dict]:
+    """Run a customers x customer_scores query after checking that an analysis has been stored."""
+    engine = make_engine(settings.resolved_state_url)
+    try:
+        with engine.connect() as conn:
+            if conn.execute(select(AnalysisRun.id).limit(1)).first() is None:
+                raise WinbackError("no analysis yet: run `winback analyze` first")
+            return [_row(r) for r in conn.execute(query)]
+    finally:
+        engine.dispose()
+
+
 def priority_list(settings: Settings, limit: int = 50, *, phone_only: bool = False) -> list[dict]:
     """Lost customers by priority rank (expected recoverable value), with reason and channel."""
-    latest_run(settings)
     cols = (*CUSTOMER_FIELDS, CustomerScore.priority_rank, CustomerScore.status, CustomerScore.churned_at,
             CustomerScore.churn_reason.label("reason"), CustomerScore.reason_confidence, CustomerScore.reason_evidence,
             CustomerScore.p_return, CustomerScore.value_after_return_minor, CustomerScore.recoverable_value_minor,
@@ -54,26 +65,15 @@ def priority_list(settings: Settings, limit: int = 50, *, phone_only: bool = Fal
          .where(CustomerScore.priority_rank.is_not(None)).order_by(CustomerScore.priority_rank).limit(limit))
     if phone_only:
         q = q.where(CustomerScore.suggested_channel == "phone")
-    engine = make_engine(settings.resolved_state_url)
-    try:
-        with engine.connect() as conn:
-            return [_row(r) for r in conn.execute(q)]
-    finally:
-        engine.dispose()
+    return _score_rows(settings, q)
 
 
 def at_risk(settings: Settings, limit: int = 50, band: str = "at_risk") -> list[dict]:
     """Active customers in a health band, most at risk first (churn risk, then lowest health score)."""
-    latest_run(settings)
     cols = (*CUSTOMER_FIELDS, CustomerScore.health_score, CustomerScore.health_band, CustomerScore.health_factors,
             CustomerScore.churn_risk, CustomerScore.mrr_minor, CustomerScore.currency, CustomerScore.value_tier,
             CustomerScore.expected_clv_12m_minor, CustomerScore.p_alive)
     q = (select(*cols).join(CustomerScore, CustomerScore.customer_id == Customer.id)
          .where(CustomerScore.status == "active", CustomerScore.health_band == band)
          .order_by(CustomerScore.churn_risk.desc().nulls_last(), CustomerScore.health_score, Customer.id).limit(limit))
-    engine = make_engine(settings.resolved_state_url)
-    try:
-        with engine.connect() as conn:
-            return [_row(r) for r in conn.execute(q)]
-    finally:
-        engine.dispose()
+    return _score_rows(settings, q)
