@@ -51,6 +51,7 @@ import pyarrow.compute as pc
 import yaml
 
 from winback.insights.reasons.language import detect_language as script_language
+from winback.kit.patterns import trie_pattern
 
 DATA_DIR = Path(__file__).with_name("themes_data")
 LANGUAGES: tuple[str, ...] = ("en", "ja", "ko", "uk", "zh-Hans", "zh-Hant")
@@ -181,28 +182,8 @@ def _first_chars(words: Iterable[str]) -> str:
 
 
 def _trie_pattern(words: Iterable[str]) -> str:
-    root: dict = {}
-    for word in words:
-        node = root
-        for ch in word:
-            node = node.setdefault(ch, {})
-        node[""] = {}
-    return _node_pattern(root)
-
-
-def _node_pattern(node: dict) -> str:
-    terminal = "" in node
-    alternatives = []
-    for ch in sorted(k for k in node if k):
-        piece = _END if ch == _SENTINEL else re.escape(ch)
-        alternatives.append(piece + _node_pattern(node[ch]))
-    if not alternatives:
-        return ""
-    if len(alternatives) == 1:
-        body = alternatives[0]
-        return f"(?:{body})?" if terminal else body
-    body = "(?:" + "|".join(alternatives) + ")"
-    return body + "?" if terminal else body
+    """A trie-shaped pattern of ``words`` in which the sentinel character stands for a word end."""
+    return trie_pattern(words, lambda ch: _END if ch == _SENTINEL else re.escape(ch))
 
 
 class PhraseMatcher:

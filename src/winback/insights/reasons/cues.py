@@ -17,6 +17,7 @@ import numpy as np
 from scipy import sparse
 
 from winback.insights.reasons.lexicon import CUES, NEGATION_AFTER, NEGATION_BEFORE, NEGATION_BEFORE_TRIGGERS
+from winback.kit.patterns import trie_pattern
 
 #: Letters that continue a word in English/Ukrainian text (a stem cue must not start after one).
 _WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789'абвгґдеєжзиіїйклмнопрстуфхцчшщьюяэыъё")
@@ -24,27 +25,6 @@ _NEGATION_WINDOW = 32
 
 # How a cue must sit in the text.
 _ANYWHERE, _WORD_START, _WHOLE_WORD = 0, 1, 2
-
-
-def _trie_pattern(words: Sequence[str]) -> str:
-    """A regular expression matching any of ``words``, longest first, with common prefixes factored out."""
-    trie: dict = {}
-    for word in words:
-        node = trie
-        for char in word:
-            node = node.setdefault(char, {})
-        node[""] = {}
-
-    def pattern(node: dict) -> str:
-        branches = [re.escape(char) + pattern(child) for char, child in sorted(node.items()) if char]
-        if not branches:
-            return ""
-        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
-        if "" in node:  # a word ends here; longer words are tried first (greedy)
-            return (body if len(branches) > 1 else "(?:" + body + ")") + "?"
-        return body
-
-    return pattern(trie)
 
 
 def _negated(text: str, start: int, end: int) -> bool:
@@ -75,7 +55,7 @@ class CueMatcher:
                     self.cue_info[bare] = (self.reasons.index(reason), placement)
         # One trie for every cue; word boundaries are checked on each match (cheaper than lookbehinds
         # in the pattern, which would defeat the regex engine's first-character scan).
-        self.pattern = re.compile(_trie_pattern(sorted(self.cue_info)))
+        self.pattern = re.compile(trie_pattern(sorted(self.cue_info)))
 
     def _scan(self, text: str):
         """(cue, reason index, negated) for each cue in ``text`` that sits where it must."""
