@@ -95,6 +95,57 @@ class HealthSettings(BaseModel):
         return self
 
 
+class SenderSettings(BaseModel):
+    """Who the messages come from (``[sender]``). Commercial messages always carry the postal address."""
+
+    from_name: str = Field("winback", description="display name in From:")
+    from_address: str = Field("hello@example.com", description="envelope sender and From: address")
+    reply_to: str | None = Field(None, description="Reply-To: address (default: none)")
+    postal_address: str = Field("winback, 1 Example Street, 10115 Berlin, Germany",
+                                description="the sender's postal address, printed in every commercial message")
+    base_url: str = Field("http://127.0.0.1:8000", description="public URL of `winback serve`: tracked links, "
+                                                              "unsubscribe and survey pages")
+    unsubscribe_mailto: str | None = Field(None, description="mailto: address for List-Unsubscribe (optional)")
+    product_name: str = Field("winback", description="the product the messages talk about ([Product])")
+
+
+class DeliverySettings(BaseModel):
+    """The delivery engine (``[delivery]``): channel, SMTP, politeness rules, retries."""
+
+    email_channel: str = Field("maildir", pattern="^(maildir|smtp)$",
+                               description="maildir (embedded default: the workspace's outbox/ folder) or smtp")
+    maildir: str = Field("outbox/maildir", description="the maildir folder, relative to the workspace")
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_tls: str = Field("none", pattern="^(none|starttls|tls)$", description="none | starttls | tls (implicit)")
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_timeout_seconds: float = Field(30.0, gt=0)
+    smtp_connections: int = Field(4, ge=1, le=64, description="concurrent SMTP connections per worker")
+    dkim_domain: str | None = Field(None, description="sign with DKIM for this domain (d=)")
+    dkim_selector: str | None = Field(None, description="DKIM selector (s=)")
+    dkim_private_key: str | None = Field(None, description="path to the PEM private key, relative to the workspace")
+    webhook_url: str | None = Field(None, description="outbound webhook for CRM hand-off (the webhook channel)")
+    webhook_secret: str | None = Field(None, description="HMAC-SHA256 key signing outbound webhooks")
+    # politeness
+    frequency_cap_messages: int = Field(2, ge=1, description="at most this many commercial messages per customer ...")
+    frequency_cap_days: float = Field(7.0, gt=0, description="... in any window of this many days, all campaigns")
+    quiet_hours_start: int = Field(21, ge=0, le=23, description="no commercial sends from this local hour ...")
+    quiet_hours_end: int = Field(8, ge=0, le=23, description="... until this local hour (customer's time zone)")
+    send_weekdays: str = Field("mon,tue,wed,thu,fri,sat,sun", description="local weekdays on which to send")
+    default_timezone: str = Field("UTC", description="time zone of customers without one")
+    rate_per_second: float = Field(0.0, ge=0, description="overall sending rate limit per worker (0: none)")
+    warmup: bool = Field(False, description="ramp the daily volume of a new sending domain")
+    warmup_schedule: list[int] = Field([50, 100, 200, 400, 800, 1500, 3000, 6000, 12000, 25000, 50000],
+                                       description="messages allowed on day 1, 2, ...; the last value holds after")
+    # retries and leases
+    max_attempts: int = Field(8, ge=1, description="SMTP 4xx / connection errors: give up after this many tries")
+    retry_base_seconds: float = Field(60.0, gt=0, description="first retry delay; doubles each time (with jitter)")
+    retry_max_seconds: float = Field(6 * 3600.0, gt=0)
+    lease_seconds: float = Field(300.0, gt=0, description="a claimed message returns to the queue after this")
+    batch_size: int = Field(100, ge=1, le=10000, description="messages claimed per round")
+
+
 class Settings(BaseSettings):
     """Workspace settings. ``workspace`` is set by the loader, not read from the file."""
 
@@ -106,6 +157,10 @@ class Settings(BaseSettings):
     now: str | None = Field(None, description="pin the clock (ISO 8601) for reproducible runs")
     ingest: IngestSettings = IngestSettings()
     health: HealthSettings = HealthSettings()
+    sender: SenderSettings = SenderSettings()
+    delivery: DeliverySettings = DeliverySettings()
+    secret_key: str | None = Field(None, description="signs links (unsubscribe, surveys, card update); "
+                                                     "`winback init` writes a random one")
     workspace: Path = Path(".")
 
     @field_validator("now")
@@ -145,6 +200,12 @@ class Settings(BaseSettings):
         if not url.startswith("duckdb:///"):
             raise ConfigError(f"history_url {self.history_url!r}: only duckdb:///FILE is supported for writing")
         return Path(url.removeprefix("duckdb:///"))
+
+    def signing_key(self) -> bytes:
+        if not self.secret_key:
+            raise ConfigError("secret_key is not set in winback.toml (it signs unsubscribe and tracking links); "
+                              "add secret_key = \"<a long random string>\"")
+        return self.secret_key.encode("utf-8")
 
     def clock(self) -> Clock:
         return FixedClock(parse_instant(self.now)) if self.now else SystemClock()
@@ -208,6 +269,9 @@ state_url = "{state_url}"
 # History store (the facts, for analytics): a DuckDB file.
 history_url = "duckdb:///history.duckdb"
 
+# Signs unsubscribe, tracking and survey links. Keep it secret; changing it voids old links.
+secret_key = "{secret_key}"
+
 # Pin the clock for reproducible runs (ISO 8601), or leave unset for the real time.
 # now = "2025-12-31T23:59:59Z"
 
@@ -216,6 +280,22 @@ max_errors = 200           # problems listed before the report stops
 reject_formulas = true     # refuse text cells starting with =, +, -, @ (spreadsheet formula injection)
 future_tolerance_minutes = 10
 default_currency = "USD"
+
+[sender]
+from_name = "{name}"
+from_address = "hello@example.com"
+postal_address = "{name}, 1 Example Street, 10115 Berlin, Germany"   # printed in every commercial message
+base_url = "http://127.0.0.1:8000"   # where `winback serve` is reachable: unsubscribe, tracking, surveys
+
+[delivery]
+email_channel = "maildir"   # maildir (writes to outbox/maildir) or smtp
+# smtp_host = "127.0.0.1"
+# smtp_port = 587
+# smtp_tls = "starttls"     # none | starttls | tls
+frequency_cap_messages = 2  # commercial messages per customer ...
+frequency_cap_days = 7      # ... per rolling window, across all campaigns
+quiet_hours_start = 21      # customer's local time
+quiet_hours_end = 8
 """
 
 

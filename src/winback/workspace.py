@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 from sqlalchemy import inspect, text
@@ -24,7 +25,7 @@ def init_workspace(directory: Path | str, state_url: str | None = None, name: st
     toml_path = root / CONFIG_FILE
     if not toml_path.exists():
         body = DEFAULT_TOML.format(name=_toml_escape(name or root.name), state_url=_toml_escape(
-            state_url or "sqlite:///state.db"))
+            state_url or "sqlite:///state.db"), secret_key=secrets.token_urlsafe(32))
         if now:
             body = body.replace('# now = "2025-12-31T23:59:59Z"', f'now = "{_toml_escape(now)}"')
         toml_path.write_text(body, encoding="utf-8")

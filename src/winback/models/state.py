@@ -1,10 +1,13 @@
 """Every state-store table, imported in one place so metadata is complete (for Alembic)."""
 
 from winback.models.base import Base
+from winback.models.campaigns import Campaign, Coupon, CustomerEvent, Enrollment, PlaybookVersion
 from winback.models.customer import Customer
+from winback.models.delivery import CallTask, DeliveryAttempt, OutboxMessage, SendCounter, Suppression
 from winback.models.imports import ImportRun
 from winback.models.scores import AnalysisRun, CustomerScore
 from winback.models.segments import Segment, SegmentMembership, SegmentRefresh
 
-__all__ = ["AnalysisRun", "Base", "Customer", "CustomerScore", "ImportRun", "Segment", "SegmentMembership",
-           "SegmentRefresh"]
+__all__ = ["AnalysisRun", "Base", "CallTask", "Campaign", "Coupon", "Customer", "CustomerEvent", "CustomerScore",
+           "DeliveryAttempt", "Enrollment", "ImportRun", "OutboxMessage", "PlaybookVersion", "Segment",
+           "SegmentMembership", "SegmentRefresh", "SendCounter", "Suppression"]
