@@ -107,6 +107,9 @@ class SenderSettings(BaseModel):
                                                               "unsubscribe and survey pages")
     unsubscribe_mailto: str | None = Field(None, description="mailto: address for List-Unsubscribe (optional)")
     product_name: str = Field("winback", description="the product the messages talk about ([Product])")
+    product_url: str = Field("https://example.com", description="the product's site: calls to action link here "
+                                                               "(/reactivate, /book-session, /referral, /tutorials, "
+                                                               "/checkout)")
 
 
 class DeliverySettings(BaseModel):

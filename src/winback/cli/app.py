@@ -6,6 +6,7 @@ import typer
 
 from winback import __version__
 from winback.cli.analytics_cmds import analyze_cmd, clv_app, metrics_cmd
+from winback.cli.campaigns_cmd import campaigns_app, plan_cmd
 from winback.cli.demo_cmd import demo_cmd
 from winback.cli.generate_cmd import generate_cmd
 from winback.cli.ingest_cmd import ingest_cmd
@@ -48,6 +49,8 @@ app.add_typer(segments_app, name="segments")
 app.command("priorities")(priorities_cmd)
 app.command("at-risk")(at_risk_cmd)
 app.command("themes")(themes_cmd)
+app.command("plan")(plan_cmd)
+app.add_typer(campaigns_app, name="campaigns")
 
 
 def main() -> None:

@@ -39,3 +39,26 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def insert_ignore(conn, table, rows: list[dict], conflict: list[str]) -> int:
+    """Insert rows, skipping any that collide on the unique ``conflict`` columns; returns rows inserted.
+
+    One statement per chunk on SQLite and PostgreSQL (``INSERT ... ON CONFLICT DO NOTHING``)."""
+    if not rows:
+        return 0
+    name = conn.dialect.name
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    elif name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:  # pragma: no cover - only the two supported state stores
+        raise NotImplementedError(f"insert_ignore on {name}")
+    inserted = 0
+    columns = list(rows[0])
+    chunk = max(1, 30_000 // max(len(columns), 1))
+    for start in range(0, len(rows), chunk):
+        part = rows[start:start + chunk]
+        stmt = dialect_insert(table).values(part).on_conflict_do_nothing(index_elements=conflict)
+        inserted += conn.execute(stmt).rowcount or 0
+    return inserted

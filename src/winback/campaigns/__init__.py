@@ -1,0 +1,1 @@
+"""Campaigns: sequences, triggers, scheduling and message rendering."""
