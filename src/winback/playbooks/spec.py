@@ -176,6 +176,7 @@ class Condition(_Strict):
     country: list[str] | None = None
     channel: list[str] | None = Field(None, description="the customer's suggested channel")
     has_phone: bool | None = None
+    can_email: bool | None = Field(None, description="the customer may receive marketing email")
     min_p_return: float | None = Field(None, ge=0, le=1)
     max_p_return: float | None = Field(None, ge=0, le=1)
     min_value_minor: int | None = Field(None, ge=0, description="value after return at least this")
@@ -562,7 +563,56 @@ def parse_playbook(data: Any, file: str | None = None, text: str | None = None) 
             elif e["type"] == "missing":
                 msg = "required"
             issues.append(PlaybookIssue(_path_text(loc), msg, _nearest_line(lines, loc)))
+        if not any(_is_reference_reason(i.reason) for i in issues):
+            # the reference check (a model validator) only runs when every field is valid: report the
+            # broken references too, read from the raw document, so one run lists every problem
+            known = {i.path for i in issues}
+            for path, reason in _raw_reference_problems(data):
+                if path not in known and not any(path.startswith(k + ".") or path.startswith(k + "[")
+                                                 for k in known):
+                    issues.append(PlaybookIssue(path, reason, _nearest_line(lines, _path_tuple(path))))
         raise PlaybookError(issues, file) from None
+
+
+def _is_reference_reason(reason: str) -> bool:
+    return reason.startswith(("unknown offer", "unknown campaign", "unknown sequence", "unknown strategy",
+                              "unknown step"))
+
+
+def _raw_reference_problems(data: dict) -> list[tuple[str, str]]:
+    """Best-effort offer/campaign/sequence/strategy references of an unvalidated document."""
+    def mapping(value) -> dict:
+        return value if isinstance(value, dict) else {}
+
+    def seq(value) -> list:
+        return value if isinstance(value, list) else []
+
+    offers, campaigns = mapping(data.get("offers")), mapping(data.get("campaigns"))
+    sequences, strategies = mapping(data.get("sequences")), mapping(data.get("strategies"))
+    problems: list[tuple[str, str]] = []
+
+    def ref(path: str, key: Any, group: dict, what: str) -> None:
+        if isinstance(key, str) and group and key not in group:
+            problems.append((path, f"unknown {what} {key!r}{_did_you_mean(key, group)}"))
+
+    for reason, strategy in strategies.items():
+        strategy = mapping(strategy)
+        ref(f"strategies.{reason}.campaign", strategy.get("campaign"), campaigns, "campaign")
+        for tier, keys in mapping(strategy.get("offers")).items():
+            for i, key in enumerate(seq(keys)):
+                ref(f"strategies.{reason}.offers.{tier}[{i}]", key, offers, "offer")
+    for i, rule in enumerate(seq(data.get("rules"))):
+        rule = mapping(rule)
+        ref(f"rules[{i}].strategy", rule.get("strategy"), strategies, "strategy")
+        ref(f"rules[{i}].campaign", rule.get("campaign"), campaigns, "campaign")
+        for j, key in enumerate(seq(rule.get("offers"))):
+            ref(f"rules[{i}].offers[{j}]", key, offers, "offer")
+    for key, campaign in campaigns.items():
+        campaign = mapping(campaign)
+        ref(f"campaigns.{key}.sequence", campaign.get("sequence"), sequences, "sequence")
+        for j, offer in enumerate(seq(campaign.get("offers"))):
+            ref(f"campaigns.{key}.offers[{j}]", offer, offers, "offer")
+    return problems
 
 
 def _allowed_keys(parent: tuple, data: Any) -> list[str]:
