@@ -125,6 +125,8 @@ class DeliverySettings(BaseModel):
     smtp_password: str | None = None
     smtp_timeout_seconds: float = Field(30.0, gt=0)
     smtp_connections: int = Field(4, ge=1, le=64, description="concurrent SMTP connections per worker")
+    smtp_ca_file: str | None = Field(None, description="CA bundle (PEM) trusted for TLS/STARTTLS (default: the "
+                                                       "system's)")
     dkim_domain: str | None = Field(None, description="sign with DKIM for this domain (d=)")
     dkim_selector: str | None = Field(None, description="DKIM selector (s=)")
     dkim_private_key: str | None = Field(None, description="path to the PEM private key, relative to the workspace")
@@ -147,6 +149,7 @@ class DeliverySettings(BaseModel):
     retry_max_seconds: float = Field(6 * 3600.0, gt=0)
     lease_seconds: float = Field(300.0, gt=0, description="a claimed message returns to the queue after this")
     batch_size: int = Field(100, ge=1, le=10000, description="messages claimed per round")
+    poll_seconds: float = Field(1.0, gt=0, description="an idle worker looks for due messages this often")
 
 
 class Settings(BaseSettings):

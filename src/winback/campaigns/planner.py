@@ -197,7 +197,7 @@ def _enroll(settings: Settings, conn, spec: PlaybookSpec, version: int, now: dt.
         seen: set[int] = set()
         for cand in _audience(conn, spec, key, now, rows_by_id, settings):
             f = facts.get(cand.customer_id)
-            if f is None or cand.dedupe_key in used_keys or cand.customer_id in live or cand.customer_id in seen:
+            if f is None or f"{cand.customer_id}:{cand.dedupe_key}" in used_keys or cand.customer_id in live or cand.customer_id in seen:
                 continue
             if cspec.reenroll_after and cand.customer_id in last_done and \
                     last_done[cand.customer_id] + cspec.reenroll_after > now:
@@ -230,6 +230,7 @@ def _enroll(settings: Settings, conn, spec: PlaybookSpec, version: int, now: dt.
     by_campaign: dict[str, list[dict]] = defaultdict(list)
     for key, cand, d, arm, variants in planned:
         row = rows_by_id[cand.customer_id]
+        cand.dedupe_key = f"{cand.customer_id}:{cand.dedupe_key}"  # unique per campaign and customer
         seq = spec.sequence_of(key)
         first_due = (cand.trigger_at if spec.campaigns[key].audience.event and cand.trigger_at else now) \
             + seq.steps[0].after

@@ -11,8 +11,10 @@ from winback.cli.demo_cmd import demo_cmd
 from winback.cli.generate_cmd import generate_cmd
 from winback.cli.ingest_cmd import ingest_cmd
 from winback.cli.insights_cmds import at_risk_cmd, priorities_cmd, themes_cmd
+from winback.cli.playbook_cmd import playbook_app
 from winback.cli.reasons_cmd import reasons_app
 from winback.cli.segments_cmd import segments_app
+from winback.cli.worker_cmd import suppressions_app, worker_cmd
 from winback.cli.workspace_cmds import init, status_cmd
 
 app = typer.Typer(
@@ -46,9 +48,12 @@ app.command("metrics")(metrics_cmd)
 app.add_typer(clv_app, name="clv")
 app.add_typer(reasons_app, name="reasons")
 app.add_typer(segments_app, name="segments")
+app.add_typer(playbook_app, name="playbook")
 app.command("priorities")(priorities_cmd)
 app.command("at-risk")(at_risk_cmd)
 app.command("themes")(themes_cmd)
+app.command("worker")(worker_cmd)
+app.add_typer(suppressions_app, name="suppressions")
 app.command("plan")(plan_cmd)
 app.add_typer(campaigns_app, name="campaigns")
 
