@@ -258,8 +258,7 @@ def _message(settings: Settings, conn, spec: PlaybookSpec, seq, step, step_index
             if settings.sender.unsubscribe_mailto:
                 header_value += f", <mailto:{settings.sender.unsubscribe_mailto}?subject=unsubscribe>"
             row["headers"] = json.dumps({"List-Unsubscribe": header_value,
-                                         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-                                         "List-Id": f"{campaign['key']}.{_domain(settings)}"})
+                                         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"})
             payload["unsubscribe_url"] = unsubscribe
         if rendered.subject_variant:
             row["variant"] = (row["variant"] + ";" if row["variant"] else "") + f"subject={rendered.subject_variant}"

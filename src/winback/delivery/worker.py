@@ -70,6 +70,7 @@ class Summary:
     canceled: int = 0
     lost_lease: int = 0
     batches: int = 0
+    scheduled: int = 0  # campaign steps this worker turned into messages
     seconds: float = 0.0
 
     def count(self, result: Result) -> None:
@@ -108,8 +109,11 @@ def build_channels(settings: Settings, engine: Engine, clock) -> dict[str, Chann
 
 class Worker:
     def __init__(self, settings: Settings, *, worker_id: str | None = None, clock=None, engine: Engine | None = None,
-                 channels: dict[str, Channel] | None = None, rng: random.Random | None = None):
+                 channels: dict[str, Channel] | None = None, rng: random.Random | None = None,
+                 schedule: bool = True):
         self.settings = settings
+        self.schedule = schedule  # also turn due campaign steps into messages (winback.campaigns.scheduler)
+        self._scheduled_at: float | None = None
         self.d = settings.delivery
         self.id = worker_id or default_worker_id()
         self.clock = clock or settings.clock()
@@ -132,6 +136,7 @@ class Worker:
                 limit = self.d.batch_size if max_messages is None else min(self.d.batch_size, max_messages - processed)
                 if limit <= 0:
                     break
+                scheduled = self._schedule_steps()
                 try:
                     claimed = await self.process_batch(limit)
                 except Exception:  # the batch's rows come back after their lease; keep the worker alive
@@ -142,13 +147,29 @@ class Worker:
                     await asyncio.sleep(self.d.poll_seconds)
                 processed += claimed
                 if claimed == 0:
-                    if until_idle:
+                    if until_idle and not scheduled and not self._schedule_steps(force=True):
                         break
+                    if until_idle:
+                        continue
                     await asyncio.sleep(self.d.poll_seconds)
         finally:
             await self.close()
             self.summary.seconds = time.monotonic() - started
         return self.summary
+
+    def _schedule_steps(self, force: bool = False) -> int:
+        """Due campaign steps -> outbox (at most once per poll interval unless forced); messages written."""
+        if not self.schedule:
+            return 0
+        if not force and self._scheduled_at is not None and \
+                time.monotonic() - self._scheduled_at < self.d.poll_seconds:
+            return 0
+        from winback.campaigns.scheduler import schedule_due
+
+        self._scheduled_at = time.monotonic()
+        result = schedule_due(self.settings, engine=self.engine, now=self.clock.now())
+        self.summary.scheduled += sum(result.messages.values())
+        return sum(result.messages.values())
 
     async def close(self) -> None:
         for channel in self.channels.values():
