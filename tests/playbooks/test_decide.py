@@ -83,7 +83,7 @@ def test_numbers_equal_a_hand_computation(default_playbook):
     text = d.explanation_text
     assert "Reason: price (confidence 0.80 from the profile)." in text
     assert "Rule price_high_value_deeper_discount applied" in text
-    assert ("Offer percent_50_3m: P(return) 0.12 -> 0.38, value after return $1,240.00, expected cost $28.50, "
+    assert ("Offer percent_50_3m: P(return) 12% -> 38%, value after return $1,240.00, expected cost $28.50, "
             "expected gain $442.70 - the best of 3 candidates (annual_incentive $273.60; percent_25_3m $384.80)"
             in text)
     payload = json.loads(json.dumps(d.as_dict()))
@@ -198,7 +198,7 @@ def test_no_incentive_when_no_offer_beats_none(default_playbook):
     assert d.offer_key is None and d.expected_gain_minor == d.baseline_gain_minor == 120
     assert all(c.admissible and c.expected_gain_minor < 120 for c in d.candidates)
     assert ("No incentive: none of the 2 admissible candidates beats no incentive on expected gain (the best, "
-            "account_credit_20, would give -$2.30). P(return) 0.12, value after return $10.00, expected gain "
+            "account_credit_20, would give -$2.30). P(return) 12%, value after return $10.00, expected gain "
             "without an offer $1.20." in d.explanation_text)
 
 

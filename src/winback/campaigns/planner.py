@@ -219,8 +219,12 @@ def _enroll(settings: Settings, conn, spec: PlaybookSpec, version: int, now: dt.
             arm = holdout_arm(key, f.external_id, cspec.holdout)
             variants = {ek: assign_variant(key, ek, f.external_id, {vk: v.weight for vk, v in exp.variants.items()})
                         for ek, exp in cspec.experiments.items()}
-            d = decide(spec, f, budgets, campaign_key=None if cspec.audience.winback else key,
-                       offer_override=_offer_override(cspec, variants), commit=arm == "treatment")
+            override = _offer_override(cspec, variants)
+            if cspec.audience.winback and arm == "holdout" and override is None:
+                d = winback_decisions[cand.customer_id]  # the control group gets nothing: no budget to commit
+            else:
+                d = decide(spec, f, budgets, campaign_key=None if cspec.audience.winback else key,
+                           offer_override=override, commit=arm == "treatment")
             if d.excluded:
                 result.excluded[d.exclusion or "excluded by a rule"] += 1
                 continue
@@ -285,9 +289,9 @@ def _event_props(event: dict | None) -> dict | None:
 
 
 def _facts_dict(f: CustomerFacts) -> dict:
-    from dataclasses import asdict
+    from dataclasses import fields
 
-    d = asdict(f)
+    d = {x.name: getattr(f, x.name) for x in fields(f)}
     d["segments"] = sorted(d["segments"])
     d["requested_features"] = list(d["requested_features"])
     return d

@@ -88,6 +88,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -640,7 +641,13 @@ def _same_dir(a: Path, b: Path) -> bool:
 
 
 def _find(key: str, search_paths: list[Path] | None) -> Path | None:
-    for folder in _folders(search_paths):
+    return _find_cached(key, tuple(search_paths or ()), int(time.monotonic() // 2))
+
+
+@lru_cache(maxsize=1024)
+def _find_cached(key: str, search_paths: tuple[Path, ...], _tick: int) -> Path | None:
+    """Where a template lives (re-checked every couple of seconds, so a new override is seen)."""
+    for folder in _folders(list(search_paths) or None):
         path = _template_path(folder, key)
         if path.is_file():
             return path

@@ -26,6 +26,7 @@ import datetime as dt
 import hashlib
 import json
 from collections import Counter
+from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,12 +35,12 @@ from sqlalchemy import Engine
 from winback.campaigns import links, repository as repo
 from winback.campaigns.context import build_context
 from winback.config import Settings
-from winback.kit.db import make_engine
+from winback.kit.db import make_engine, write_transaction
 from winback.playbooks.coupons import coupon_value_minor, issue_coupon
 from winback.playbooks.facts import CustomerFacts, matches
 from winback.playbooks.spec import PlaybookSpec, load_playbook_text
 
-BATCH = 500
+BATCH = 200  # enrollments per transaction (on SQLite the write lock is held while they render)
 MAX_ROUNDS = 10_000
 
 
@@ -70,8 +71,14 @@ class _Playbooks:
             text = repo.playbook_content(self.conn, name, version)
             if text is None:
                 raise LookupError(f"playbook {name} version {version} is not in the state store")
-            self.cache[key] = load_playbook_text(text, f"{name} v{version}")
+            self.cache[key] = _parsed(text, f"{name} v{version}")
         return self.cache[key]
+
+
+@lru_cache(maxsize=16)
+def _parsed(text: str, label: str) -> PlaybookSpec:
+    """A stored playbook version, parsed once per process (specs are immutable)."""
+    return load_playbook_text(text, label)
 
 
 def schedule_due(settings: Settings, *, engine: Engine | None = None, now: dt.datetime | None = None,
@@ -83,10 +90,11 @@ def schedule_due(settings: Settings, *, engine: Engine | None = None, now: dt.da
     result = ScheduleResult()
     try:
         for _ in range(MAX_ROUNDS):
-            with engine.begin() as conn:
+            with write_transaction(engine) as conn:
                 due = repo.due_enrollments(conn, now, BATCH, campaign_ids)
                 if not due:
                     break
+                outbox: list[dict] = []
                 campaigns = {c["id"]: c for c in repo.campaigns_by_key(conn).values()}
                 books = _Playbooks(conn)
                 exits = repo.exit_events(conn, [e["customer_id"] for e in due], _all_exit_types(due, campaigns,
@@ -94,7 +102,8 @@ def schedule_due(settings: Settings, *, engine: Engine | None = None, now: dt.da
                 customers = {r["id"]: r for r in repo.customer_rows(conn, ids=[e["customer_id"] for e in due])}
                 for enrollment in due:
                     _advance(settings, conn, enrollment, campaigns[enrollment["campaign_id"]], books, exits,
-                             customers.get(enrollment["customer_id"]), now, result)
+                             customers.get(enrollment["customer_id"]), now, result, outbox)
+                repo.insert_outbox(conn, outbox)  # one statement; a step written before is ignored
     finally:
         if own:
             engine.dispose()
@@ -112,7 +121,8 @@ def _all_exit_types(due, campaigns, books: _Playbooks) -> list[str]:
 
 
 def _advance(settings: Settings, conn, enrollment: dict, campaign: dict, books: _Playbooks,
-             exits: dict, customer: dict | None, now: dt.datetime, result: ScheduleResult) -> None:
+             exits: dict, customer: dict | None, now: dt.datetime, result: ScheduleResult,
+             outbox: list[dict]) -> None:
     spec = books.get(campaign["playbook_name"], enrollment["playbook_version"])
     key = campaign["key"]
     step_index = enrollment["next_step"]
@@ -136,7 +146,6 @@ def _advance(settings: Settings, conn, enrollment: dict, campaign: dict, books: 
     coupon = None
     while step_index < len(seq.steps) and due_at <= now:
         step = seq.steps[step_index]
-        written = False
         if step.when is not None and facts is not None and not matches(step.when, facts):
             result.skipped["condition not met"] += 1
         elif step.channel == "email" and not customer.get("email"):
@@ -153,13 +162,11 @@ def _advance(settings: Settings, conn, enrollment: dict, campaign: dict, books: 
                 repo.advance_enrollment(conn, enrollment["id"], enrollment["next_step"], {
                     "status": "exited", "exit_reason": "error", "finished_at": now, "next_due_at": None})
                 return
-            repo.insert_outbox(conn, [row])
+            outbox.append(row)
             result.messages[step.channel] += 1
-            written = True
         step_index += 1
         if step_index < len(seq.steps):
             due_at = due_at + seq.steps[step_index].after
-        del written
     values: dict = {"next_step": step_index}
     if step_index >= len(seq.steps):
         values.update(status="completed", finished_at=now, next_due_at=None)

@@ -161,3 +161,58 @@ def preview(settings: Settings, campaign: str, customer: str, *, step: str | Non
                 "decision": json.loads(enrollment["decision"]) if enrollment.get("decision") else None}
     finally:
         engine.dispose()
+
+
+def sending_report(settings: Settings, sample: int = 6) -> dict:
+    """What went to whom and why: per campaign enrollments, offers and message outcomes, messages by
+    language, and a few sent messages with the decision behind them."""
+    from winback.models.customer import Customer
+
+    engine = make_engine(settings.resolved_state_url)
+    try:
+        with engine.connect() as conn:
+            per_campaign: dict[str, dict] = {}
+            for r in repo.enrollment_summary(conn):
+                c = per_campaign.setdefault(r["campaign"], {"treatment": 0, "holdout": 0, "messages": {},
+                                                            "offers": {}})
+                c["treatment" if r["arm"] == "treatment" else "holdout"] += r["count"]
+            for r in repo.outbox_summary(conn):
+                c = per_campaign.setdefault(r["campaign"] or "-", {"treatment": 0, "holdout": 0, "messages": {},
+                                                                   "offers": {}})
+                c["messages"][f"{r['channel']}:{r['status']}"] = r["count"]
+            offers = conn.execute(select(Campaign.key, Enrollment.offer_key, func.count()).join(
+                Campaign, Campaign.id == Enrollment.campaign_id).where(Enrollment.arm == "treatment")
+                .group_by(Campaign.key, Enrollment.offer_key)).all()
+            for key, offer, n in offers:
+                per_campaign[key]["offers"][offer or "none"] = n
+            locales = conn.execute(select(OutboxMessage.locale, func.count()).where(
+                OutboxMessage.status == "sent", OutboxMessage.channel == "email").group_by(OutboxMessage.locale)).all()
+            rows = conn.execute(select(OutboxMessage.to_address, OutboxMessage.subject, OutboxMessage.locale,
+                                       OutboxMessage.step, Campaign.key, Enrollment.decision, Enrollment.offer_key,
+                                       Customer.external_id)
+                                .join(Campaign, Campaign.id == OutboxMessage.campaign_id)
+                                .join(Enrollment, Enrollment.id == OutboxMessage.enrollment_id)
+                                .join(Customer, Customer.id == OutboxMessage.customer_id)
+                                .where(OutboxMessage.status == "sent", OutboxMessage.channel == "email",
+                                       Enrollment.offer_key.is_not(None))
+                                .order_by(OutboxMessage.sent_at, OutboxMessage.id).limit(400)).all()
+            coupons = conn.execute(select(Coupon.status, func.count()).group_by(Coupon.status)).all()
+    finally:
+        engine.dispose()
+    picked, seen_campaigns, seen_locales = [], set(), set()
+    for r in rows:  # a spread over campaigns and languages
+        lang = (r.locale or "en")[:2]
+        if (r.key in seen_campaigns and lang in seen_locales) or len(picked) >= sample:
+            continue
+        seen_campaigns.add(r.key)
+        seen_locales.add(lang)
+        decision = json.loads(r.decision) if r.decision else {}
+        picked.append({"customer": r.external_id, "to": r.to_address, "campaign": r.key, "step": r.step,
+                       "locale": r.locale, "subject": r.subject, "offer": r.offer_key,
+                       "why": decision.get("explanation", [])})
+    by_locale: dict[str, int] = {}
+    for loc, n in locales:
+        key = (loc or "en").split("-")[0]
+        by_locale[key] = by_locale.get(key, 0) + n
+    return {"campaigns": per_campaign, "sent_by_language": by_locale, "coupons": dict(coupons), "examples": picked,
+            "maildir": str(settings.workspace / settings.delivery.maildir)}

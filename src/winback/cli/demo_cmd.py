@@ -15,6 +15,7 @@ from winback.config import CONFIG_FILE
 from winback.kit.errors import WinbackError
 
 DEMO_MARKER = ".winback-demo"
+SEND_DAYS = 21  # the demo sends three weeks of campaigns on a virtual clock (the four-email sequence spans 19)
 
 
 @handle_errors
@@ -25,6 +26,9 @@ def demo_cmd(
     json_output: JsonOpt = False,
 ) -> None:
     """Generate a SaaS company, ingest it into a fresh workspace and run every pipeline stage."""
+    from winback.campaigns.planner import plan
+    from winback.campaigns.service import sending_report
+    from winback.delivery.service import run_simulated
     from winback.reports.analysis_report import run_analysis
     from winback.history.store import ibis_connection
     from winback.history.summary import overview
@@ -38,7 +42,7 @@ def demo_cmd(
     observation_end = dt.date(2025, 12, 31)
     steps: dict[str, float] = {}
     with progress_bar(not json_output and err.is_terminal) as bar:
-        task = bar.add_task("workspace", total=5)
+        task = bar.add_task("workspace", total=7)
         t = time.perf_counter()
         settings = init_workspace(root, name="winback-demo", now=f"{observation_end.isoformat()}T23:59:59Z")
         (root / DEMO_MARKER).write_text("created by `winback demo`; the demo recreates this folder\n")
@@ -65,6 +69,16 @@ def demo_cmd(
         t = time.perf_counter()
         analysis, report = run_analysis(settings, note=lambda msg: bar.update(task, description=msg))
         steps["analyze"] = time.perf_counter() - t
+        bar.update(task, advance=1, description="planning campaigns")
+        t = time.perf_counter()
+        planned = plan(settings, explain=5, schedule=False)
+        steps["plan"] = time.perf_counter() - t
+        bar.update(task, advance=1, description=f"sending {SEND_DAYS} days of campaigns to the maildir")
+        t = time.perf_counter()
+        start = settings.clock().now()
+        sending = run_simulated(settings, start=start, days=SEND_DAYS)
+        steps["send"] = time.perf_counter() - t
+        report_sent = sending_report(settings)
         counts = status(settings)
         bar.update(task, advance=1)
     from winback.insights.repository import at_risk
@@ -85,6 +99,8 @@ def demo_cmd(
         "report": str(report),
         "at_risk": risky,
         "priorities": priorities,
+        "plan": planned.as_dict(),
+        "sending": {"simulated_days": SEND_DAYS, "worker": sending.as_dict(), **report_sent},
         "stores": {"state": counts["state_store"]["tables"], "history": counts["history_store"]["tables"]},
         "seconds": {k: round(v, 2) for k, v in steps.items()} | {"total": round(time.perf_counter() - started, 2)},
     }
@@ -127,5 +143,35 @@ def _print_summary(p: dict) -> None:
 
     print_analysis(p["analysis"])
     print_insights(p["analysis"], p["at_risk"], p["priorities"])
+    print_sending(p["plan"], p["sending"])
     out.print(f"  report (opens offline): {p['report']}")
     out.print(f"  done in {p['seconds']['total']:.1f}s; inspect with `winback status -w {p['workspace']}`")
+
+
+def print_sending(planned: dict, sending: dict) -> None:
+    from rich.table import Table
+
+    from winback.cli.campaigns_cmd import print_plan
+
+    out.print("[bold]Campaigns[/] (playbook decisions, then "
+              f"{sending['simulated_days']} simulated days of sending to the maildir)")
+    print_plan(planned, decisions=2)
+    table = Table("campaign", "enrolled", "holdout", "main offer", "emails", box=None, padding=(0, 1))
+    for key, c in sorted(sending["campaigns"].items()):
+        sent = c["messages"].get("email:sent", 0)
+        offers = sorted(c["offers"].items(), key=lambda kv: -kv[1])
+        main = f"{offers[0][0]} ({offers[0][1] / max(c['treatment'], 1):.0%})" if offers else "-"
+        table.add_row(key, f"{c['treatment']:,}", f"{c['holdout']:,}", main, f"{sent:,}")
+    out.print(table)
+    w = sending["worker"]
+    out.print(f"  worker: {w['sent']:,} sent, {w['deferred']:,} deferred (quiet hours, caps), "
+              f"{w['suppressed']:,} suppressed, {w['canceled']:,} canceled (customer came back or unsubscribed)")
+    langs = ", ".join(f"{k} {v:,}" for k, v in sorted(sending["sent_by_language"].items(), key=lambda kv: -kv[1]))
+    out.print(f"  emails by language: {langs}; coupons {sending['coupons'] or 'none'}")
+    out.print("  what went to whom and why:")
+    for e in sending["examples"][:4]:
+        out.print(f"   - {e['to']} ({e['locale']}) {e['campaign']} step {e['step']}: {e['subject']!r}",
+                  markup=False, highlight=False)
+        if e["why"]:
+            out.print(f"       {e['why'][-1]}", markup=False, highlight=False)
+    out.print(f"  messages: {sending['maildir']} (maildir: one file per email)")

@@ -41,23 +41,9 @@ FINAL_STATUSES = ("sent", "failed", "bounced", "suppressed", "canceled", "skippe
 # --- engines and transactions -------------------------------------------------------------------
 
 def delivery_engine(url: str) -> Engine:
-    """An engine whose SQLite transactions can start with ``BEGIN IMMEDIATE`` (see :func:`write_txn`).
-
-    pysqlite's own transaction handling is switched off and SQLAlchemy's ``begin`` emits the
-    ``BEGIN`` (the documented SQLAlchemy recipe), so a claim takes the write lock up front instead
-    of failing with SQLITE_BUSY when it upgrades a read snapshot that another worker made stale.
-    """
-    engine = make_engine(url)
-    if engine.dialect.name == "sqlite":
-        @event.listens_for(engine, "connect")
-        def _no_driver_txn(dbapi_conn, _record):  # pragma: no cover - trivial
-            dbapi_conn.isolation_level = None
-
-        @event.listens_for(engine, "begin")
-        def _begin(conn):  # pragma: no cover - trivial
-            mode = conn.get_execution_options().get("winback_begin", "")
-            conn.exec_driver_sql(f"BEGIN {mode}".strip())
-    return engine
+    """The state store's engine; on SQLite its transactions can start with ``BEGIN IMMEDIATE``
+    (:func:`write_txn`; see :func:`winback.kit.db.make_engine`)."""
+    return make_engine(url)
 
 
 @contextlib.contextmanager

@@ -11,12 +11,19 @@ from sqlalchemy.orm import Session, sessionmaker
 
 
 def make_engine(url: str, **kwargs) -> Engine:
+    """An engine for the state store.
+
+    On SQLite, pysqlite's own transaction handling is switched off and SQLAlchemy's ``begin``
+    emits the ``BEGIN`` (the documented SQLAlchemy recipe), so a writer can start with
+    ``BEGIN IMMEDIATE`` (:func:`write_transaction`) and take the write lock up front instead of
+    failing with SQLITE_BUSY when it upgrades a read snapshot another process made stale."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
+            dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
@@ -24,8 +31,23 @@ def make_engine(url: str, **kwargs) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
+        @event.listens_for(engine, "begin")
+        def _begin(conn):  # pragma: no cover - trivial
+            mode = conn.get_execution_options().get("winback_begin", "")
+            conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator:
+    """A write transaction (``BEGIN IMMEDIATE`` on SQLite), committed on success."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            conn = conn.execution_options(winback_begin="IMMEDIATE")
+        with conn.begin():
+            yield conn
 
 
 @contextmanager
@@ -44,7 +66,8 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 def insert_ignore(conn, table, rows: list[dict], conflict: list[str]) -> int:
     """Insert rows, skipping any that collide on the unique ``conflict`` columns; returns rows inserted.
 
-    One statement per chunk on SQLite and PostgreSQL (``INSERT ... ON CONFLICT DO NOTHING``)."""
+    ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` as one cached statement executed for all rows
+    (SQLAlchemy batches it: "insertmanyvalues"), on SQLite and PostgreSQL."""
     if not rows:
         return 0
     name = conn.dialect.name
@@ -54,11 +77,9 @@ def insert_ignore(conn, table, rows: list[dict], conflict: list[str]) -> int:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
     else:  # pragma: no cover - only the two supported state stores
         raise NotImplementedError(f"insert_ignore on {name}")
-    inserted = 0
-    columns = list(rows[0])
-    chunk = max(1, 30_000 // max(len(columns), 1))
-    for start in range(0, len(rows), chunk):
-        part = rows[start:start + chunk]
-        stmt = dialect_insert(table).values(part).on_conflict_do_nothing(index_elements=conflict)
-        inserted += conn.execute(stmt).rowcount or 0
-    return inserted
+    key = list(table.primary_key.columns)[0]
+    stmt = dialect_insert(table).on_conflict_do_nothing(index_elements=conflict).returning(key)
+    columns = set(rows[0])
+    if any(set(r) != columns for r in rows):
+        raise ValueError("insert_ignore: every row must have the same columns")
+    return len(conn.execute(stmt, rows).all())

@@ -83,6 +83,10 @@ class Money:
 
     def format(self, locale: str = "en") -> str:
         """Localised display, e.g. ``$1,234.56`` (en), ``￥3,000`` (ja), ``1 234,56 ₴`` (uk)."""
+        if locale == "en":  # the hot path (explanations, summaries): Babel's pattern, applied directly
+            symbol, exp = _en_currency(self.currency)
+            sign = "-" if self.amount_minor < 0 else ""
+            return f"{sign}{symbol}{abs(self.major()):,.{exp}f}"
         from babel.numbers import format_currency
 
         return format_currency(self.major(), self.currency, locale=locale.replace("-", "_"))
@@ -94,3 +98,14 @@ class Money:
     def _same(self, other: "Money") -> None:
         if self.currency != other.currency:
             raise WinbackError(f"cannot combine {self.currency} with {other.currency}")
+
+
+@lru_cache(maxsize=512)
+def _en_currency(currency: str) -> tuple[str, int]:
+    """(symbol, decimals) as Babel's English locale writes the currency (``$``, ``¥``, ``CA$``, ``CHF\xa0``)."""
+    from babel.numbers import format_currency
+
+    sample = format_currency(1, currency, locale="en")  # e.g. "$1.00", "CHF 1.00", "¥1"
+    exp = minor_unit_exponent(currency)
+    body = f"{1:.{exp}f}"
+    return sample[: sample.index(body)] if body in sample else f"{currency}\xa0", exp

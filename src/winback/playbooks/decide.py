@@ -101,7 +101,7 @@ class Decision:
 
 
 def _p(x: float) -> str:
-    return f"{x:.2f}"
+    return f"{x:.1%}" if x < 0.1 else f"{x:.0%}"
 
 
 def _reason_sentence(facts: CustomerFacts) -> str:

@@ -538,13 +538,13 @@ def _nearest_line(lines: dict[tuple, int], loc: tuple) -> int | None:
 
 def parse_playbook(data: Any, file: str | None = None, text: str | None = None) -> PlaybookSpec:
     """Validate a parsed playbook document; :class:`PlaybookError` lists every problem."""
-    lines = _line_index(text) if text else {}
     if not isinstance(data, dict):
         raise PlaybookError([PlaybookIssue("", "a playbook must be a mapping with name, title, offers, "
                                                "strategies, campaigns and sequences")], file)
     try:
         return PlaybookSpec.model_validate(data)
     except ValidationError as exc:
+        lines = _line_index(text) if text else {}  # YAML lines only when there is a problem to place
         issues: list[PlaybookIssue] = []
         for e in exc.errors():
             loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith(("function-", "literal["))))
