@@ -170,3 +170,44 @@ def test_an_invalid_workspace_playbook_stops_plan_with_its_line(fresh):
         plan(fresh)
     assert "holdout" in str(info.value) and "line" in str(info.value)
     assert _rows(fresh, "SELECT count(*) FROM enrollments") == [(0,)]
+
+
+def test_a_broken_workspace_template_holds_its_enrollments_and_writes_nothing(fresh):
+    plan(fresh, campaigns=["winback_support"], schedule=False)
+    broken = fresh.workspace / "templates" / "winback"
+    broken.mkdir(parents=True, exist_ok=True)
+    (broken / "reminder.yaml").write_text('en:\n  subject: "Hi {{ customer.nickname }}"\n  text: "x"\n  html: "x"\n',
+                                          encoding="utf-8")
+    try:
+        result = schedule_due(fresh, now=NOW)
+        assert result.skipped["render error"] > 0 and "nickname" in result.errors[0]
+        assert sum(result.messages.values()) == 0
+        assert _rows(fresh, "SELECT count(*) FROM outbox_messages") == [(0,)]
+        assert _rows(fresh, "SELECT count(*) FROM coupons") == [(0,)]
+        waiting = _rows(fresh, "SELECT count(*) FROM enrollments WHERE arm='treatment' AND status='active' "
+                               "AND next_step=0")[0][0]
+        assert waiting == result.skipped["render error"]
+    finally:
+        (broken / "reminder.yaml").unlink()
+    import time
+
+    time.sleep(2.1)  # template locations are re-checked every two seconds
+    fixed = schedule_due(fresh, now=NOW)
+    assert fixed.messages["email"] > 0 and not fixed.errors
+
+
+def test_segment_entry_and_event_triggers(fresh):
+    result = plan(fresh, campaigns=["at_risk_check_in", "exit_survey"], schedule=False)
+    members = _rows(fresh, "SELECT count(*) FROM segment_memberships m JOIN segments s ON s.id = m.segment_id "
+                           "JOIN customer_scores c ON c.customer_id = m.customer_id "
+                           "WHERE s.name = 'active_at_risk' AND c.status = 'active'")[0][0]
+    at_risk = result.enrolled["at_risk_check_in"] + result.held_out["at_risk_check_in"]
+    assert members > 0 and at_risk == members
+    # the exit survey goes to recent voluntary cancellations only
+    rows = _rows(fresh, "SELECT s.churn_reason, e.trigger FROM enrollments e JOIN campaigns c ON c.id = e.campaign_id "
+                        "JOIN customer_scores s ON s.customer_id = e.customer_id WHERE c.key = 'exit_survey'")
+    assert rows and all(t == "event:subscription_canceled" for _r, t in rows)
+    assert "involuntary" not in {r for r, _t in rows}
+    cancels = _rows(fresh, "SELECT count(DISTINCT customer_id) FROM customer_events WHERE type = "
+                           "'subscription_canceled' AND occurred_at >= '2025-12-17'")[0][0]
+    assert len(rows) <= cancels

@@ -160,9 +160,11 @@ def add_committed_cost(conn: Connection, campaign_id: int, amount_minor: int) ->
             committed_cost_minor=CAMPAIGNS.c.committed_cost_minor + int(amount_minor)))
 
 
-def due_enrollments(conn: Connection, now: dt.datetime, limit: int, campaign_ids: Sequence[int] | None = None
-                    ) -> list[dict]:
+def due_enrollments(conn: Connection, now: dt.datetime, limit: int, campaign_ids: Sequence[int] | None = None,
+                    exclude: set[int] | None = None) -> list[dict]:
     query = select(ENROLLMENTS).where(ENROLLMENTS.c.status == "active", ENROLLMENTS.c.next_due_at <= now)
+    if exclude:
+        query = query.where(ENROLLMENTS.c.id.not_in(sorted(exclude)))
     if campaign_ids is not None:
         query = query.where(ENROLLMENTS.c.campaign_id.in_(list(campaign_ids)))
     return [dict(r) for r in conn.execute(query.order_by(ENROLLMENTS.c.next_due_at, ENROLLMENTS.c.id)

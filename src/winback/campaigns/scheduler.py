@@ -35,6 +35,7 @@ from sqlalchemy import Engine
 from winback.campaigns import links, repository as repo
 from winback.campaigns.context import build_context
 from winback.config import Settings
+from winback.kit.errors import ConfigError
 from winback.kit.db import make_engine, write_transaction
 from winback.playbooks.coupons import coupon_value_minor, issue_coupon
 from winback.playbooks.facts import CustomerFacts, matches
@@ -56,6 +57,10 @@ class ScheduleResult:
     def as_dict(self) -> dict:
         return {"messages": dict(self.messages), "skipped": dict(self.skipped), "exited": dict(self.exited),
                 "completed": self.completed, "coupons": dict(self.coupons), "errors": self.errors[:20]}
+
+
+class _StepFailed(Exception):
+    """A step of one enrollment could not be rendered (the others go on)."""
 
 
 class _Playbooks:
@@ -88,10 +93,11 @@ def schedule_due(settings: Settings, *, engine: Engine | None = None, now: dt.da
     own = engine is None
     engine = engine or make_engine(settings.resolved_state_url)
     result = ScheduleResult()
+    failed: set[int] = set()
     try:
         for _ in range(MAX_ROUNDS):
             with write_transaction(engine) as conn:
-                due = repo.due_enrollments(conn, now, BATCH, campaign_ids)
+                due = repo.due_enrollments(conn, now, BATCH, campaign_ids, exclude=failed)
                 if not due:
                     break
                 outbox: list[dict] = []
@@ -101,8 +107,20 @@ def schedule_due(settings: Settings, *, engine: Engine | None = None, now: dt.da
                                                                                                  books))
                 customers = {r["id"]: r for r in repo.customer_rows(conn, ids=[e["customer_id"] for e in due])}
                 for enrollment in due:
-                    _advance(settings, conn, enrollment, campaigns[enrollment["campaign_id"]], books, exits,
-                             customers.get(enrollment["customer_id"]), now, result, outbox)
+                    mark = len(outbox)
+                    savepoint = conn.begin_nested()
+                    try:
+                        _advance(settings, conn, enrollment, campaigns[enrollment["campaign_id"]], books, exits,
+                                 customers.get(enrollment["customer_id"]), now, result, outbox)
+                        savepoint.commit()
+                    except _StepFailed as exc:
+                        # a broken template or bad merge data: this enrollment waits (nothing of it is
+                        # written) and is reported; fixing the template lets the next run continue it
+                        savepoint.rollback()
+                        del outbox[mark:]
+                        failed.add(enrollment["id"])
+                        result.skipped["render error"] += 1
+                        result.errors.append(f"enrollment {enrollment['id']} {exc}")
                 repo.insert_outbox(conn, outbox)  # one statement; a step written before is ignored
     finally:
         if own:
@@ -156,12 +174,10 @@ def _advance(settings: Settings, conn, enrollment: dict, campaign: dict, books: 
             try:
                 row, coupon = _message(settings, conn, spec, seq, step, step_index, enrollment, campaign, customer,
                                        context, due_at, now, coupon, result)
-            except Exception as exc:  # a broken template must not stop the other enrollments
-                result.errors.append(f"enrollment {enrollment['id']} step {step.key}: {' '.join(str(exc).split())}")
-                result.skipped["render error"] += 1
-                repo.advance_enrollment(conn, enrollment["id"], enrollment["next_step"], {
-                    "status": "exited", "exit_reason": "error", "finished_at": now, "next_due_at": None})
-                return
+            except ConfigError:
+                raise
+            except Exception as exc:
+                raise _StepFailed(f"step {step.key}: {' '.join(str(exc).split())}") from exc
             outbox.append(row)
             result.messages[step.channel] += 1
         step_index += 1
