@@ -76,3 +76,28 @@ def progress_bar(enabled: bool):
     """A Rich progress bar on stderr, or a no-op when output is JSON or not a terminal."""
     return Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
                     console=err, transient=True, disable=not enabled)
+
+
+def issue_errors(error_type: Callable[[], type]) -> Callable[[Callable], Callable]:
+    """A decorator listing every issue of a spec error (segment spec, playbook): one per line, or as
+    ``errors`` in JSON; exits with the error's code. ``error_type`` returns the class (imported late)."""
+
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            kind = error_type()
+            try:
+                return fn(*args, **kwargs)
+            except kind as exc:
+                if kwargs.get("json_output"):
+                    emit_json({"ok": False, "error": str(exc), "error_count": len(exc.issues),
+                               "errors": exc.as_dicts()})
+                else:
+                    for issue in exc.issues[1:]:
+                        err.print(f"  {issue}", markup=False, highlight=False)
+                    err.print(f"error: {exc}", markup=False, highlight=False)
+                raise typer.Exit(exc.exit_code) from None
+
+        return wrapper
+
+    return decorate

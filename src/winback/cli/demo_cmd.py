@@ -11,7 +11,6 @@ from typing import Annotated
 import typer
 
 from winback.cli.common import JsonOpt, emit_json, err, handle_errors, out, progress_bar
-from winback.config import CONFIG_FILE
 from winback.kit.errors import WinbackError
 
 DEMO_MARKER = ".winback-demo"

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
 
-from winback.cli.common import JsonOpt, WorkspaceOpt, emit_json, err, handle_errors, out
+from winback.cli.common import JsonOpt, WorkspaceOpt, emit_json, handle_errors, issue_errors, out
 from winback.config import load_settings
 
 playbook_app = typer.Typer(help="The playbook: churn reason -> strategy -> offer -> campaign.", no_args_is_help=True)
@@ -17,25 +16,13 @@ playbook_app = typer.Typer(help="The playbook: churn reason -> strategy -> offer
 NameOpt = Annotated[str, typer.Option("--name", help="Playbook name (the file playbooks/NAME.yaml).")]
 
 
-def _playbook_errors(fn: Callable) -> Callable:
-    """List every problem of an invalid playbook (one per line, or as ``errors`` in JSON), exit 2."""
+def _playbookerror_type() -> type:
+    from winback.playbooks.spec import PlaybookError
 
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from winback.playbooks.spec import PlaybookError
+    return PlaybookError
 
-        try:
-            return fn(*args, **kwargs)
-        except PlaybookError as exc:
-            if kwargs.get("json_output"):
-                emit_json({"ok": False, "error": str(exc), "error_count": len(exc.issues), "errors": exc.as_dicts()})
-            else:
-                for issue in exc.issues[1:]:
-                    err.print(f"  {issue}", markup=False, highlight=False)
-                err.print(f"error: {exc}", markup=False, highlight=False)
-            raise typer.Exit(exc.exit_code) from None
 
-    return wrapper
+_playbook_errors = issue_errors(_playbookerror_type)
 
 
 def _money(minor: int | None, currency: str) -> str:

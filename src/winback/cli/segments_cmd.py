@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from pathlib import Path
-from typing import Annotated, Callable, List, Optional
+from typing import Annotated, List, Optional
 
 import typer
 from rich.table import Table
 
-from winback.cli.common import JsonOpt, WorkspaceOpt, emit_json, err, handle_errors, out, progress_bar
+from winback.cli.common import (JsonOpt, WorkspaceOpt, emit_json, err, handle_errors, issue_errors, out,
+                                progress_bar)
 from winback.config import load_settings
 from winback.kit.clock import parse_instant
 from winback.kit.errors import WinbackError
@@ -31,25 +31,13 @@ def _as_of(text: str | None) -> dt.datetime | None:
         raise WinbackError(f"--as-of {text!r}: expected a date like 2025-12-31 or an ISO 8601 date-time") from None
 
 
-def _spec_errors(fn: Callable) -> Callable:
-    """List every problem of an invalid spec (one per line, or as ``errors`` in JSON), exit 2."""
+def _specerror_type() -> type:
+    from winback.segments.spec import SpecError
 
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from winback.segments.spec import SpecError
+    return SpecError
 
-        try:
-            return fn(*args, **kwargs)
-        except SpecError as exc:
-            if kwargs.get("json_output"):
-                emit_json({"ok": False, "error": str(exc), "error_count": len(exc.issues), "errors": exc.as_dicts()})
-            else:
-                for issue in exc.issues[1:]:
-                    err.print(f"  {issue}", markup=False, highlight=False)
-                err.print(f"error: {exc}", markup=False, highlight=False)
-            raise typer.Exit(exc.exit_code) from None
 
-    return wrapper
+_spec_errors = issue_errors(_specerror_type)
 
 
 def _when(value) -> str:

@@ -83,3 +83,21 @@ def insert_ignore(conn, table, rows: list[dict], conflict: list[str]) -> int:
     if any(set(r) != columns for r in rows):
         raise ValueError("insert_ignore: every row must have the same columns")
     return len(conn.execute(stmt, rows).all())
+
+
+def checked_engine(url: str, table: str, what: str) -> Engine:
+    """An engine on the state store, checked to hold ``table`` (else: run `winback init` to upgrade)."""
+    from sqlalchemy import inspect
+
+    from winback.kit.errors import ConfigError
+
+    engine = make_engine(url)
+    try:
+        ready = inspect(engine).has_table(table)
+    except Exception:
+        engine.dispose()
+        raise
+    if not ready:
+        engine.dispose()
+        raise ConfigError(f"the state store has no {what} tables; run `winback init` to upgrade it")
+    return engine

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine
 
 from winback.config import Settings
-from winback.kit.db import make_engine
-from winback.kit.errors import ConfigError, WinbackError
+from winback.kit.db import checked_engine
+from winback.kit.errors import WinbackError
 from winback.playbooks import repository as repo
 from winback.playbooks.decide import Decision, decide
 from winback.playbooks.spec import (REASONS, PlaybookError, PlaybookIssue, PlaybookSpec, builtin_playbook_path,
@@ -82,16 +82,7 @@ def _name_line(text: str) -> int | None:
 
 def state_engine(settings: Settings) -> Engine:
     """An engine on the state store, checked to hold the playbook tables (migration 0005)."""
-    engine = make_engine(settings.resolved_state_url)
-    try:
-        ready = inspect(engine).has_table(repo.VERSIONS.name)
-    except Exception:
-        engine.dispose()
-        raise
-    if not ready:
-        engine.dispose()
-        raise ConfigError("the state store has no playbook tables; run `winback init` to upgrade it")
-    return engine
+    return checked_engine(settings.resolved_state_url, repo.VERSIONS.name, "playbook")
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine
 
 from winback.config import Settings
 from winback.history.store import open_history
 from winback.insights.profile import PROFILE_TABLE
 from winback.kit.clock import as_utc
-from winback.kit.db import make_engine
-from winback.kit.errors import ConfigError, WinbackError
+from winback.kit.db import checked_engine
+from winback.kit.errors import WinbackError
 from winback.segments import repository as repo
 from winback.segments.builtin import Catalog, load_catalog, spec_files, workspace_dir
 from winback.segments.compiler import CompiledSegment, compile_segment, spec_hash
@@ -70,16 +70,7 @@ def _instant(settings: Settings, as_of: dt.datetime | None) -> tuple[dt.datetime
 
 def _state_engine(settings: Settings) -> Engine:
     """An engine on the state store, checked to hold the segment tables (migration 0003)."""
-    engine = make_engine(settings.resolved_state_url)
-    try:
-        ready = inspect(engine).has_table(repo.SEGMENTS.name)
-    except Exception:
-        engine.dispose()
-        raise
-    if not ready:
-        engine.dispose()
-        raise ConfigError("the state store has no segment tables; run `winback init` to upgrade it")
-    return engine
+    return checked_engine(settings.resolved_state_url, repo.SEGMENTS.name, "segment")
 
 
 def _one_line(exc: BaseException) -> str:
