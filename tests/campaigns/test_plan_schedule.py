@@ -211,3 +211,28 @@ def test_segment_entry_and_event_triggers(fresh):
     cancels = _rows(fresh, "SELECT count(DISTINCT customer_id) FROM customer_events WHERE type = "
                            "'subscription_canceled' AND occurred_at >= '2025-12-17'")[0][0]
     assert len(rows) <= cancels
+
+
+def test_crm_handoff_webhook_for_top_value_only_when_configured(fresh):
+    plan(fresh, campaigns=["winback_price", "winback_general"], schedule=False)
+    skipped = schedule_due(fresh, now=NOW)
+    assert skipped.skipped["no webhook configured (delivery.webhook_url)"] > 0
+    assert _rows(fresh, "SELECT count(*) FROM outbox_messages WHERE channel = 'webhook'") == [(0,)]
+    # the same plan with a CRM webhook configured
+    from tests.campaigns.conftest import CAMPAIGN_TABLES
+
+    engine = make_engine(fresh.resolved_state_url)
+    with engine.begin() as conn:
+        for table in CAMPAIGN_TABLES:
+            conn.execute(text(f'DELETE FROM "{table}"'))
+    engine.dispose()
+    settings = fresh.model_copy(deep=True)
+    settings.delivery.webhook_url = "http://127.0.0.1:9/crm"
+    plan(settings, campaigns=["winback_price", "winback_general"], schedule=False)
+    schedule_due(settings, now=NOW)
+    rows = _rows(settings, "SELECT o.payload, s.value_tier FROM outbox_messages o JOIN customer_scores s "
+                           "ON s.customer_id = o.customer_id WHERE o.channel = 'webhook'")
+    assert rows and {tier for _p, tier in rows} == {"top"}
+    body = json.loads(rows[0][0])["webhook"]
+    assert body["event"] == "winback.step" and body["customer"]["id"] and body["reason"]
+    assert body["decision"]["explanation"]

@@ -166,6 +166,8 @@ def _advance(settings: Settings, conn, enrollment: dict, campaign: dict, books: 
         step = seq.steps[step_index]
         if step.when is not None and facts is not None and not matches(step.when, facts):
             result.skipped["condition not met"] += 1
+        elif step.channel == "webhook" and not settings.delivery.webhook_url:
+            result.skipped["no webhook configured (delivery.webhook_url)"] += 1
         elif step.channel == "email" and not customer.get("email"):
             result.skipped["no email address"] += 1
         elif step.channel == "email" and seq.category == "commercial" and not _may_email(customer):

@@ -216,3 +216,22 @@ def sending_report(settings: Settings, sample: int = 6) -> dict:
         by_locale[key] = by_locale.get(key, 0) + n
     return {"campaigns": per_campaign, "sent_by_language": by_locale, "coupons": dict(coupons), "examples": picked,
             "maildir": str(settings.workspace / settings.delivery.maildir)}
+
+
+def call_tasks(settings: Settings, status: str | None = "open", limit: int = 50) -> list[dict]:
+    """Phone-call tasks for the customer-success team (the ``task`` channel), newest due first."""
+    from winback.models.customer import Customer
+    from winback.models.delivery import CallTask
+
+    engine = make_engine(settings.resolved_state_url)
+    try:
+        with engine.connect() as conn:
+            q = select(CallTask.id, CallTask.title, CallTask.body, CallTask.phone, CallTask.status, CallTask.due_at,
+                       Campaign.key.label("campaign"), Customer.external_id.label("customer"),
+                       Customer.name.label("name")).outerjoin(Campaign, Campaign.id == CallTask.campaign_id).outerjoin(
+                Customer, Customer.id == CallTask.customer_id)
+            if status:
+                q = q.where(CallTask.status == status)
+            return [dict(r) for r in conn.execute(q.order_by(CallTask.due_at, CallTask.id).limit(limit)).mappings()]
+    finally:
+        engine.dispose()

@@ -147,3 +147,25 @@ def schedule_cmd(workspace: WorkspaceOpt = Path("."), json_output: JsonOpt = Fal
         return
     out.print(f"messages {result['messages'] or 'none due'}; skipped {result['skipped']}; exited "
               f"{result['exited']}; completed {result['completed']}", highlight=False)
+
+
+@campaigns_app.command("tasks")
+@handle_errors
+def tasks_cmd(
+    workspace: WorkspaceOpt = Path("."),
+    status: Annotated[str, typer.Option(help="open, done, canceled or all.")] = "open",
+    limit: Annotated[int, typer.Option(help="Rows to show.")] = 20,
+    json_output: JsonOpt = False,
+) -> None:
+    """Phone-call tasks the campaigns created (key accounts: a learning call, not a sales call)."""
+    from winback.campaigns.service import call_tasks
+
+    rows = call_tasks(load_settings(workspace), None if status == "all" else status, limit)
+    if json_output:
+        emit_json({"ok": True, "tasks": rows})
+        return
+    for r in rows:
+        out.print(f"[bold]{r['customer']}[/] {r['name'] or ''} {r['phone'] or '-'} due {r['due_at']:%Y-%m-%d} "
+                  f"({r['campaign']}, {r['status']}): {r['title']}", highlight=False)
+        for line in (r["body"] or "").splitlines()[:3]:
+            out.print(f"    {line}", markup=False, highlight=False)
