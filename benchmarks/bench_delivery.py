@@ -6,7 +6,9 @@ dropped after) and for 1 and 2 worker processes, N compliant commercial messages
 consenting customer) are written into the outbox and drained with ``winback worker
 --until-idle``; the rate is N / the longest worker's own run time (process start-up excluded).
 The bare client sends the same N messages (built with the standard library from the same rows)
-over the same number of connections per process. Prints figures; asserts nothing.
+over the same number of connections per process. Then the same N messages are drained again into
+the workspace's maildir (the embedded default channel, one fsynced file per message). Prints
+figures; asserts nothing.
 
     python benchmarks/bench_delivery.py [--messages 10000] [--connections 4] [--backends sqlite,postgresql]
 """
@@ -86,8 +88,8 @@ def drop_schema(schema: str | None) -> None:
         admin.dispose()
 
 
-def run_workers(settings, port: int, workers: int, connections: int) -> tuple[float, list[dict]]:
-    env = dict(os.environ, WINBACK_NOW="", WINBACK_DELIVERY__EMAIL_CHANNEL="smtp",
+def run_workers(settings, port: int, workers: int, connections: int, channel: str = "smtp") -> tuple[float, list[dict]]:
+    env = dict(os.environ, WINBACK_NOW="", WINBACK_DELIVERY__EMAIL_CHANNEL=channel,
                WINBACK_DELIVERY__SMTP_PORT=str(port), WINBACK_DELIVERY__SMTP_CONNECTIONS=str(connections),
                WINBACK_DELIVERY__QUIET_HOURS_START="0", WINBACK_DELIVERY__QUIET_HOURS_END="0",
                WINBACK_DELIVERY__FREQUENCY_CAP_MESSAGES="100")
@@ -147,6 +149,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--no-maildir", action="store_true", help="skip the maildir runs")
     args = parser.parse_args()
     n = args.messages
     port = free_port()
@@ -166,9 +169,18 @@ def main() -> None:
                         drop_schema(schema)
                     sent = sum(s["sent"] for s in summaries)
                     rate, bare_rate = sent / seconds, bare_sent / bare_seconds
+                    maildir = ""
+                    if not args.no_maildir:
+                        settings, schema = make_workspace(Path(tmp), backend, n)
+                        try:
+                            m_seconds, m_summaries = run_workers(settings, port, workers, args.connections, "maildir")
+                        finally:
+                            drop_schema(schema)
+                        m_sent = sum(s["sent"] for s in m_summaries)
+                        maildir = f"  maildir {m_sent / m_seconds:7.0f} msg/s ({m_sent:,} in {m_seconds:.1f}s)"
                     print(f"{backend:10s} workers={workers}  outbox {rate:7.0f} msg/s ({sent:,} in {seconds:.1f}s)  "
                           f"bare aiosmtplib x{args.connections * workers} {bare_rate:7.0f} msg/s  "
-                          f"ratio {rate / bare_rate:.2f}", flush=True)
+                          f"ratio {rate / bare_rate:.2f}{maildir}", flush=True)
     finally:
         sink.stdin.close()
         sink.wait(timeout=10)

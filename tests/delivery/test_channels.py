@@ -44,6 +44,27 @@ def test_maildir_one_file_per_message_that_parses_back(workspace, engine, clock)
     assert list((workspace.workspace / "outbox" / "maildir" / "tmp").iterdir()) == []
 
 
+def test_maildir_batch_is_written_whole_and_skips_messages_a_reader_moved(tmp_path):
+    folder = tmp_path / "maildir"
+    channel = MaildirChannel(folder, threads=4)
+    items = [Item(row={"message_id": f"<b{i}@x>"}, raw=f"Subject: {i}\r\n\r\nbody {i}\r\n".encode())
+             for i in range(40)]
+    try:
+        results = asyncio.run(channel.deliver(items))
+        assert [r.outcome for r in results] == ["sent"] * 40
+        assert all(r.detail.startswith("maildir new/") for r in results)
+        box = mailbox.Maildir(str(folder), create=False)
+        assert sorted(m["Subject"] for m in box) == sorted(str(i) for i in range(40))
+        # a mail reader moves one to cur/ (name:2,S); handing it over again writes nothing new
+        name = channel.file_name(items[0])
+        (folder / "new" / name).rename(folder / "cur" / f"{name}:2,S")
+        again = asyncio.run(channel.deliver(items[:2]))
+        assert [r.detail for r in again] == [f"already in maildir as {channel.file_name(i)}" for i in items[:2]]
+        assert len(list((folder / "new").iterdir())) == 39 and list((folder / "tmp").iterdir()) == []
+    finally:
+        asyncio.run(channel.close())
+
+
 def test_task_channel_creates_one_call_task(workspace, engine, clock):
     with engine.begin() as conn:
         cid = add_customer(conn, "t@example.net")
