@@ -189,9 +189,6 @@ def test_a_broken_workspace_template_holds_its_enrollments_and_writes_nothing(fr
         assert waiting == result.skipped["render error"]
     finally:
         (broken / "reminder.yaml").unlink()
-    import time
-
-    time.sleep(2.1)  # template locations are re-checked every two seconds
     fixed = schedule_due(fresh, now=NOW)
     assert fixed.messages["email"] > 0 and not fixed.errors
 

@@ -88,7 +88,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import time
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -633,6 +632,11 @@ def _folders(search_paths: list[Path] | None) -> list[Path]:
     return folders
 
 
+@lru_cache(maxsize=64)
+def _folders_cached(search_paths: tuple[Path, ...]) -> tuple[Path, ...]:
+    return tuple(_folders(list(search_paths) or None))
+
+
 def _same_dir(a: Path, b: Path) -> bool:
     try:
         return a.resolve() == b.resolve()
@@ -641,13 +645,9 @@ def _same_dir(a: Path, b: Path) -> bool:
 
 
 def _find(key: str, search_paths: list[Path] | None) -> Path | None:
-    return _find_cached(key, tuple(search_paths or ()), int(time.monotonic() // 2))
-
-
-@lru_cache(maxsize=1024)
-def _find_cached(key: str, search_paths: tuple[Path, ...], _tick: int) -> Path | None:
-    """Where a template lives (re-checked every couple of seconds, so a new override is seen)."""
-    for folder in _folders(list(search_paths) or None):
+    """Where a template lives: the first search folder holding it (a stat per folder, so a new
+    override is seen at once; the folder list itself is resolved once)."""
+    for folder in _folders_cached(tuple(search_paths or ())):
         path = _template_path(folder, key)
         if path.is_file():
             return path

@@ -179,6 +179,22 @@ def advance_enrollment(conn: Connection, enrollment_id: int, expected_step: int,
     return result.rowcount == 1
 
 
+def move_enrollments(conn: Connection, moves: list[dict]) -> None:
+    """Apply scheduler moves in one executemany: each only if the enrollment is still active at the step
+    the scheduler read (another scheduler that got there first wins; its messages are the same)."""
+    if not moves:
+        return
+    from sqlalchemy import bindparam
+
+    stmt = update(ENROLLMENTS).where(ENROLLMENTS.c.id == bindparam("b_id"),
+                                     ENROLLMENTS.c.next_step == bindparam("b_step"),
+                                     ENROLLMENTS.c.status == "active").values(
+        next_step=bindparam("next_step"), status=bindparam("status"), exit_reason=bindparam("exit_reason"),
+        finished_at=bindparam("finished_at"), next_due_at=bindparam("next_due_at"),
+        coupon_id=func.coalesce(bindparam("coupon_id", type_=ENROLLMENTS.c.coupon_id.type), ENROLLMENTS.c.coupon_id))
+    conn.execute(stmt, moves)
+
+
 def insert_outbox(conn: Connection, rows: list[dict]) -> int:
     return insert_ignore(conn, OUTBOX, rows, ["idempotency_key"])
 

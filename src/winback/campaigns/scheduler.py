@@ -106,22 +106,22 @@ def schedule_due(settings: Settings, *, engine: Engine | None = None, now: dt.da
                 exits = repo.exit_events(conn, [e["customer_id"] for e in due], _all_exit_types(due, campaigns,
                                                                                                  books))
                 customers = {r["id"]: r for r in repo.customer_rows(conn, ids=[e["customer_id"] for e in due])}
+                moves: list[dict] = []
                 for enrollment in due:
                     mark = len(outbox)
-                    savepoint = conn.begin_nested()
                     try:
-                        _advance(settings, conn, enrollment, campaigns[enrollment["campaign_id"]], books, exits,
-                                 customers.get(enrollment["customer_id"]), now, result, outbox)
-                        savepoint.commit()
+                        moves.append(_advance(settings, conn, enrollment, campaigns[enrollment["campaign_id"]], books,
+                                              exits, customers.get(enrollment["customer_id"]), now, result, outbox))
                     except _StepFailed as exc:
                         # a broken template or bad merge data: this enrollment waits (nothing of it is
-                        # written) and is reported; fixing the template lets the next run continue it
-                        savepoint.rollback()
+                        # written; a coupon issued for it was rolled back) and is reported; fixing the
+                        # template lets the next run continue it
                         del outbox[mark:]
                         failed.add(enrollment["id"])
                         result.skipped["render error"] += 1
                         result.errors.append(f"enrollment {enrollment['id']} {exc}")
                 repo.insert_outbox(conn, outbox)  # one statement; a step written before is ignored
+                repo.move_enrollments(conn, moves)  # one statement; only where next_step is still ours
     finally:
         if own:
             engine.dispose()
@@ -140,25 +140,21 @@ def _all_exit_types(due, campaigns, books: _Playbooks) -> list[str]:
 
 def _advance(settings: Settings, conn, enrollment: dict, campaign: dict, books: _Playbooks,
              exits: dict, customer: dict | None, now: dt.datetime, result: ScheduleResult,
-             outbox: list[dict]) -> None:
+             outbox: list[dict]) -> dict:
     spec = books.get(campaign["playbook_name"], enrollment["playbook_version"])
     key = campaign["key"]
     step_index = enrollment["next_step"]
     if key not in spec.campaigns or customer is None:
-        repo.advance_enrollment(conn, enrollment["id"], step_index, {
-            "status": "exited", "exit_reason": "campaign_removed" if customer else "customer_removed",
-            "finished_at": now, "next_due_at": None})
         result.exited["campaign_removed" if customer else "customer_removed"] += 1
-        return
+        return _move(enrollment, status="exited", exit_reason="campaign_removed" if customer else "customer_removed",
+                     finished_at=now)
     seq = spec.sequence_of(key)
     context = json.loads(enrollment["context"] or "{}")
     since = _since(context, enrollment)
     for kind, at in exits.get(enrollment["customer_id"], ()):
         if kind in seq.exit_on and at >= since:
-            repo.advance_enrollment(conn, enrollment["id"], step_index, {
-                "status": "exited", "exit_reason": kind, "finished_at": now, "next_due_at": None})
             result.exited[kind] += 1
-            return
+            return _move(enrollment, status="exited", exit_reason=kind, finished_at=now)
     facts = _facts(context)
     due_at = enrollment["next_due_at"]
     coupon = None
@@ -185,15 +181,21 @@ def _advance(settings: Settings, conn, enrollment: dict, campaign: dict, books: 
         step_index += 1
         if step_index < len(seq.steps):
             due_at = due_at + seq.steps[step_index].after
-    values: dict = {"next_step": step_index}
+    coupon_id = coupon["id"] if coupon is not None else None
     if step_index >= len(seq.steps):
-        values.update(status="completed", finished_at=now, next_due_at=None)
         result.completed += 1
-    else:
-        values["next_due_at"] = due_at
-    if coupon is not None:
-        values["coupon_id"] = coupon["id"]
-    repo.advance_enrollment(conn, enrollment["id"], enrollment["next_step"], values)
+        return _move(enrollment, next_step=step_index, status="completed", finished_at=now, coupon_id=coupon_id)
+    return _move(enrollment, next_step=step_index, next_due_at=due_at, coupon_id=coupon_id)
+
+
+def _move(enrollment: dict, *, next_step: int | None = None, status: str = "active", exit_reason: str | None = None,
+          finished_at: dt.datetime | None = None, next_due_at: dt.datetime | None = None,
+          coupon_id: int | None = None) -> dict:
+    """The update of one enrollment (applied in bulk by :func:`repository.move_enrollments`)."""
+    return {"b_id": enrollment["id"], "b_step": enrollment["next_step"],
+            "next_step": enrollment["next_step"] if next_step is None else next_step, "status": status,
+            "exit_reason": exit_reason, "finished_at": finished_at, "next_due_at": next_due_at,
+            "coupon_id": coupon_id}
 
 
 def _since(context: dict, enrollment: dict) -> dt.datetime:
@@ -231,6 +233,27 @@ def message_id(settings: Settings, idempotency_key: str) -> str:
 def _message(settings: Settings, conn, spec: PlaybookSpec, seq, step, step_index: int, enrollment: dict,
              campaign: dict, customer: dict, context: dict, due_at: dt.datetime, now: dt.datetime, coupon,
              result: ScheduleResult) -> tuple[dict, dict | None]:
+    """The outbox row of one step (and the coupon it presents). Issuing a coupon is the only write
+    before rendering: it happens in a savepoint that is undone if the render fails."""
+    offer_key = enrollment.get("offer_key")
+    offer = spec.offers.get(offer_key) if offer_key else None
+    args = (settings, spec, seq, step, step_index, enrollment, campaign, customer, context, due_at, now)
+    if step.offer and offer is not None and offer.coupon and coupon is None:
+        savepoint = conn.begin_nested()
+        try:
+            coupon = _coupon(conn, spec, offer_key, offer, enrollment, campaign, context, now, result)
+            row = _message_row(*args, coupon)
+        except BaseException:
+            savepoint.rollback()
+            raise
+        savepoint.commit()
+        return row, coupon
+    return _message_row(*args, coupon), coupon
+
+
+def _message_row(settings: Settings, spec: PlaybookSpec, seq, step, step_index: int, enrollment: dict,
+                 campaign: dict, customer: dict, context: dict, due_at: dt.datetime, now: dt.datetime,
+                 coupon) -> dict:
     from winback.campaigns.rendering import render_message
 
     idem = f"enr:{enrollment['id']}:step:{step_index}"
@@ -253,8 +276,6 @@ def _message(settings: Settings, conn, spec: PlaybookSpec, seq, step, step_index
             cta_variant = v.cta or cta_variant
     step_variant = ",".join(f"{ek}={vk}" for ek, vk in sorted(variants.items())
                             if cspec.experiments.get(ek) and cspec.experiments[ek].step in (None, step.key)) or None
-    if step.offer and offer is not None and offer.coupon and coupon is None:
-        coupon = _coupon(conn, spec, offer_key, offer, enrollment, campaign, context, now, result)
     unsubscribe = links.unsubscribe_url(key, base, customer_id=customer["id"], address=address or "-", message=mid,
                                         campaign_id=campaign["id"]) if address else None
     ctx = build_context(settings, spec=spec, customer=customer, enrollment=enrollment, context=context,
@@ -301,7 +322,7 @@ def _message(settings: Settings, conn, spec: PlaybookSpec, seq, step, step_index
         payload["audience"] = {"name": campaign["key"], "email": address or None, "phone": customer.get("phone"),
                                "country": customer.get("country")}
     row["payload"] = json.dumps(payload, default=str, ensure_ascii=False)
-    return row, coupon
+    return row
 
 
 def _domain(settings: Settings) -> str:
