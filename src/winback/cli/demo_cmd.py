@@ -150,11 +150,11 @@ def _print_summary(p: dict) -> None:
 def print_sending(planned: dict, sending: dict) -> None:
     from rich.table import Table
 
-    from winback.cli.campaigns_cmd import print_plan
-
-    out.print("[bold]Campaigns[/] (playbook decisions, then "
-              f"{sending['simulated_days']} simulated days of sending to the maildir)")
-    print_plan(planned, decisions=2)
+    out.print(f"[bold]Campaigns[/] - playbook {planned['playbook']} v{planned['playbook_version']}: "
+              f"{sum(planned['enrolled'].values()):,} customers enrolled, {sum(planned['held_out'].values()):,} "
+              f"held out as control groups; then {sending['simulated_days']} simulated days of sending")
+    if planned["excluded"]:
+        out.print("  not enrolled: " + "; ".join(f"{k} {v:,}" for k, v in planned["excluded"].items()))
     table = Table("campaign", "enrolled", "holdout", "main offer", "emails", box=None, padding=(0, 1))
     for key, c in sorted(sending["campaigns"].items()):
         sent = c["messages"].get("email:sent", 0)
