@@ -71,8 +71,7 @@ def build_context(settings: Settings, *, spec: PlaybookSpec, customer: dict, enr
     link_set = {
         "cta": click(cta_target, "cta"),
         "unsubscribe": unsubscribe,
-        "preferences": links.preferences_url(key, base, customer_id=customer["id"], address=address)
-        if address else None,
+        "preferences": links.preferences_url(key, base, customer_id=customer["id"]) if address else None,
         "survey": links.survey_url(key, base, customer_id=customer["id"], message=message, now=now),
         "card_update": links.card_update_url(key, base, customer_id=customer["id"], message=message, now=now),
         "booking": click(f"{product}/book-session", "booking"),

@@ -276,7 +276,7 @@ def _message_row(settings: Settings, spec: PlaybookSpec, seq, step, step_index: 
             cta_variant = v.cta or cta_variant
     step_variant = ",".join(f"{ek}={vk}" for ek, vk in sorted(variants.items())
                             if cspec.experiments.get(ek) and cspec.experiments[ek].step in (None, step.key)) or None
-    unsubscribe = links.unsubscribe_url(key, base, customer_id=customer["id"], address=address or "-", message=mid,
+    unsubscribe = links.unsubscribe_url(key, base, customer_id=customer["id"], message=mid,
                                         campaign_id=campaign["id"]) if address else None
     ctx = build_context(settings, spec=spec, customer=customer, enrollment=enrollment, context=context,
                         offer_key=offer_key if step.offer or step_index > 0 else offer_key, offer=offer,

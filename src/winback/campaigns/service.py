@@ -146,7 +146,7 @@ def preview(settings: Settings, campaign: str, customer: str, *, step: str | Non
 
         address = row.get("email") or ""
         unsubscribe = links.unsubscribe_url(settings.signing_key(), settings.sender.base_url, customer_id=row["id"],
-                                            address=address or "-", message=mid)
+                                            message=mid)
         ctx = build_context(settings, spec=spec, customer={**row, "locale": locale or row.get("locale")},
                             enrollment=enrollment, context=context, offer_key=offer_key, offer=offer, coupon=coupon,
                             message=mid, now=now, step_key=chosen.key, step_index=seq.steps.index(chosen),
