@@ -254,7 +254,7 @@ def _enroll(settings: Settings, conn, spec: PlaybookSpec, version: int, now: dt.
             "next_due_at": max(first_due, now) if arm == "treatment" else None,
             "finished_at": None if arm == "treatment" else now,
         })
-        if len(result.decisions) < explain:
+        if explain <= 0 or len(result.decisions) < explain:
             result.decisions.append({"customer": row["external_id"], "campaign": key, "arm": arm,
                                      "variants": variants, **decision})
     for key, rows in by_campaign.items():

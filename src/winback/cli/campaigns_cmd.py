@@ -25,7 +25,7 @@ def plan_cmd(
     workspace: WorkspaceOpt = Path("."),
     campaign: Annotated[Optional[List[str]], typer.Option("--campaign", "-c", help="Only these campaigns.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and explain, write nothing.")] = False,
-    explain: Annotated[int, typer.Option(help="Explained decisions to include.")] = 20,
+    explain: Annotated[int, typer.Option(help="Explained decisions to include (0: every one).")] = 20,
     json_output: JsonOpt = False,
 ) -> None:
     """Enroll the customers the playbook selects, explain each decision, schedule due steps."""
