@@ -233,3 +233,25 @@ def test_crm_handoff_webhook_for_top_value_only_when_configured(fresh):
     body = json.loads(rows[0][0])["webhook"]
     assert body["event"] == "winback.step" and body["customer"]["id"] and body["reason"]
     assert body["decision"]["explanation"]
+
+
+def test_a_small_budget_goes_to_the_most_valuable_customers_first(fresh):
+    text_ = builtin_playbook_path().read_text(encoding="utf-8").replace(
+        "    budget: {amount_minor: 2500000}\n", "    budget: {amount_minor: 20000}\n", 1)  # winback_price: $200
+    (fresh.workspace / "playbooks" / "default.yaml").write_text(text_, encoding="utf-8")
+    plan(fresh, campaigns=["winback_price"], schedule=False)
+    rows = _rows(fresh, "SELECT s.priority_rank, e.offer_cost_minor, e.offer_key FROM enrollments e "
+                        "JOIN customer_scores s ON s.customer_id = e.customer_id WHERE e.arm = 'treatment' "
+                        "ORDER BY s.priority_rank")
+    committed = _rows(fresh, "SELECT committed_cost_minor, budget_minor FROM campaigns WHERE key='winback_price'")[0]
+    assert committed[0] <= committed[1] == 20000
+    assert sum(r[1] or 0 for r in rows) == committed[0]
+    offered = [r[0] for r in rows if r[1]]
+    without = [r[0] for r in rows if not r[1] and r[0] is not None]
+    assert offered and without
+    # offers went to the top of the priority list: the median offered rank is ahead of the median without
+    assert sorted(offered)[len(offered) // 2] < sorted(without)[len(without) // 2]
+    ranks = sorted(r[0] for r in rows if r[0] is not None)
+    top_third = ranks[len(ranks) // 3]
+    spent_on_top = sum(r[1] or 0 for r in rows if r[0] is not None and r[0] <= top_third)
+    assert spent_on_top >= 0.8 * committed[0]  # the budget went to the top third by priority

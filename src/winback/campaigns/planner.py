@@ -195,7 +195,10 @@ def _enroll(settings: Settings, conn, spec: PlaybookSpec, version: int, now: dt.
         used_keys, live = repo.existing_enrollments(conn, camp["id"])
         last_done = repo.last_finished(conn, camp["id"]) if cspec.reenroll_after else {}
         seen: set[int] = set()
-        for cand in _audience(conn, spec, key, now, rows_by_id, settings):
+        # the most valuable first: budgets and offer caps go to the customers worth most (brief step 3)
+        candidates = sorted(_audience(conn, spec, key, now, rows_by_id, settings),
+                            key=lambda c: _priority(rows_by_id.get(c.customer_id)))
+        for cand in candidates:
             f = facts.get(cand.customer_id)
             if f is None or f"{cand.customer_id}:{cand.dedupe_key}" in used_keys or cand.customer_id in live or cand.customer_id in seen:
                 continue
@@ -267,6 +270,15 @@ def _enroll(settings: Settings, conn, spec: PlaybookSpec, version: int, now: dt.
         repo.add_committed_cost(conn, campaigns[key]["id"], sum(int(r["offer_cost_minor"] or 0) for r in treated))
         if inserted != len(rows):  # a concurrent plan enrolled some of them first: nothing is doubled
             result.excluded["already enrolled by a concurrent plan"] += len(rows) - inserted
+
+
+def _priority(row: dict | None) -> tuple:
+    """Sort key: priority rank (1 first), then recoverable value after return, then id."""
+    if row is None:
+        return (1, float("inf"), 0.0, 0)
+    rank = row.get("priority_rank")
+    value = row.get("value_after_return_minor") or row.get("lost_value_minor") or 0
+    return (0 if rank is not None else 1, rank if rank is not None else 0, -float(value), row["id"])
 
 
 def _offer_override(cspec, variants: dict[str, str]) -> str | None:
