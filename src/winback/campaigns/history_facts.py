@@ -221,15 +221,4 @@ def releases_by_feature(con) -> dict[str, dict]:
     return found
 
 
-def checkout_items(con, checkout_ids: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
-    """(source, checkout_id) -> {amount_minor, currency, plan_id, items_count}."""
-    if not checkout_ids or not _has(con, "checkouts"):
-        return {}
-    c = con.table("checkouts")
-    ids = sorted({k[1] for k in checkout_ids})
-    return {(r["source"], r["checkout_id"]): r for r in _rows(
-        c.filter(c.checkout_id.isin(ids)).select("source", "checkout_id", "amount", "currency", "plan_id",
-                                                 "items_count"))}
-
-
-__all__ = ["EVENT_SOURCES", "checkout_items", "ibis", "merge_details", "recent_events", "releases_by_feature"]
+__all__ = ["EVENT_SOURCES", "merge_details", "recent_events", "releases_by_feature"]

@@ -233,7 +233,8 @@ def _enroll(settings: Settings, conn, spec: PlaybookSpec, version: int, now: dt.
                 continue
             planned.append((key, cand, d, arm, variants))
     # merge data for every new enrollment, read from the history once
-    details = _details(settings, conn, planned, rows_by_id, now)
+    details = merge_data(settings, [(rows_by_id[c.customer_id], c.event) for _k, c, _d, arm, _v in planned
+                                    if arm == "treatment"], now)
     by_campaign: dict[str, list[dict]] = defaultdict(list)
     for key, cand, d, arm, variants in planned:
         row = rows_by_id[cand.customer_id]
@@ -309,19 +310,18 @@ def _facts_dict(f: CustomerFacts) -> dict:
     return d
 
 
-def _details(settings: Settings, conn, planned, rows_by_id: dict[int, dict], now: dt.datetime) -> dict:
+def merge_data(settings: Settings, customers: list[tuple[dict, dict | None]], now: dt.datetime) -> dict:
+    """(source, external id) -> the merge data of each (customer row, trigger event) from the history."""
     from winback.history.store import ibis_connection
 
-    treated = [(k, c) for k, c, _d, arm, _v in planned if arm == "treatment"]
-    if not treated or not settings.history_path.exists():
+    if not customers or not settings.history_path.exists():
         return {}
-    keys = {(rows_by_id[c.customer_id]["source"], rows_by_id[c.customer_id]["external_id"]) for _k, c in treated}
+    keys = {(row["source"], row["external_id"]) for row, _event in customers}
     away = {}
-    for _k, c in treated:
-        row = rows_by_id[c.customer_id]
+    for row, event in customers:
         since = row.get("churned_at")
-        if c.event and c.event.get("type") == "returned":
-            props = _event_props(c.event)["properties"]
+        if event and event.get("type") == "returned":
+            props = _event_props(event)["properties"]
             since = dt.datetime.fromisoformat(props["away_since"]) if props.get("away_since") else since
         if since is not None:
             away[(row["source"], row["external_id"])] = since
@@ -331,6 +331,6 @@ def _details(settings: Settings, conn, planned, rows_by_id: dict[int, dict], now
         shipped = releases_by_feature(con)
     finally:
         con.disconnect()
-    for key, d in details.items():
+    for d in details.values():
         d["releases"] = shipped
     return details

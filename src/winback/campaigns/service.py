@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from winback.campaigns import repository as repo
 from winback.campaigns.context import build_context
-from winback.campaigns.planner import _details, _facts_dict, facts_from_row
+from winback.campaigns.planner import _facts_dict, facts_from_row, merge_data
 from winback.campaigns.scheduler import message_id, template_paths
 from winback.config import Settings
 from winback.kit.db import make_engine
@@ -114,11 +114,7 @@ def preview(settings: Settings, campaign: str, customer: str, *, step: str | Non
             if cspec.audience.winback and d.campaign != campaign and not d.excluded:
                 d = decide(spec, facts, BudgetState(), campaign_key=campaign, commit=False)
 
-            class _C:  # the minimal candidate shape _details reads
-                customer_id = row["id"]
-                event = None
-
-            details = _details(settings, None, [(campaign, _C, d, "treatment", variants)], {row["id"]: row}, now)
+            details = merge_data(settings, [(row, None)], now)
             context = {"details": details.get((row["source"], row["external_id"]), {}), "facts": _facts_dict(facts)}
             enrollment = {"id": 0, "decision": json.dumps(d.as_dict(), default=str), "strategy": d.strategy,
                           "offer_key": d.offer, "variants": json.dumps(variants)}
