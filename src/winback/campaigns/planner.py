@@ -32,7 +32,7 @@ from winback.kit.db import make_engine
 from winback.kit.errors import WinbackError
 from winback.playbooks.decide import BudgetState, decide
 from winback.playbooks.experiments import assign_variant, holdout_arm
-from winback.playbooks.facts import CustomerFacts, matches
+from winback.playbooks.facts import CustomerFacts, facts_from_record, matches
 from winback.playbooks.repository import sync_campaigns
 from winback.playbooks.service import load_playbook
 from winback.playbooks.spec import PlaybookSpec
@@ -69,20 +69,7 @@ class PlanResult:
 
 
 def facts_from_row(row: dict, segments: set[str]) -> CustomerFacts:
-    try:
-        requested = tuple(json.loads(row["requested_features"])) if row.get("requested_features") else ()
-    except ValueError:
-        requested = ()
-    can_email = bool(row.get("email")) and not row.get("marketing_opt_out") and \
-        row.get("marketing_basis") in ("consent", "soft_opt_in")
-    return CustomerFacts(
-        customer_id=int(row["id"]), external_id=str(row["external_id"]), status=row.get("status"),
-        reason=row.get("reason"), value_tier=row.get("value_tier"), persona=row.get("persona"),
-        locale=row.get("locale"), segments=frozenset(segments), plan_id=row.get("plan_id"),
-        country=row.get("country"), suggested_channel=row.get("suggested_channel"),
-        has_phone=bool(row.get("phone")), can_email=can_email, p_return=row.get("p_return"),
-        value_after_return_minor=row.get("value_after_return_minor"), mrr_minor=row.get("mrr_minor"),
-        currency=row.get("currency"), tenure_days=row.get("tenure_days"), requested_features=requested)
+    return facts_from_record(row, segments)
 
 
 @dataclass

@@ -33,7 +33,8 @@ FACT_COLUMNS = (
     SCORES.c.status, SCORES.c.churned_at, SCORES.c.churn_reason.label("reason"), SCORES.c.value_tier,
     SCORES.c.persona, SCORES.c.p_return, SCORES.c.value_after_return_minor, SCORES.c.mrr_minor, SCORES.c.currency,
     SCORES.c.tenure_days, SCORES.c.suggested_channel, SCORES.c.requested_features, SCORES.c.recency_days,
-    SCORES.c.frequency, SCORES.c.priority_rank, SCORES.c.lost_value_minor,
+    SCORES.c.frequency, SCORES.c.priority_rank, SCORES.c.lost_value_minor, SCORES.c.expected_clv_12m_minor,
+    SCORES.c.reason_confidence,
 )
 
 

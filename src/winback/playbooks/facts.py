@@ -101,3 +101,31 @@ def matches(condition: Condition | None, facts: CustomerFacts) -> bool:
                                           or facts.value_after_return_minor < c.min_value_minor):
         return False
     return True
+
+
+MARKETING_BASES = ("consent", "soft_opt_in")
+
+
+def facts_from_record(r, segments=()) -> CustomerFacts:
+    """Facts from one joined customers + customer_scores record (a mapping; ``churn_reason`` or ``reason``)."""
+    import json
+
+    get = r.get if hasattr(r, "get") else (lambda k, d=None: getattr(r, k, d))
+    value = get("value_after_return_minor")
+    if value is None and get("status") == "active":
+        value = get("expected_clv_12m_minor")  # active customers: what they bring if they stay
+    requested = get("requested_features")
+    try:
+        parsed = json.loads(requested) if isinstance(requested, str) and requested else requested or []
+    except ValueError:
+        parsed = []
+    return CustomerFacts(
+        customer_id=int(get("id")), external_id=str(get("external_id")), status=get("status"),
+        reason=get("churn_reason", get("reason")), value_tier=get("value_tier"), persona=get("persona"),
+        locale=get("locale"), segments=frozenset(segments), plan_id=get("plan_id"), country=get("country"),
+        suggested_channel=get("suggested_channel"), has_phone=bool(get("phone")),
+        can_email=bool(get("email")) and not get("marketing_opt_out") and get("marketing_basis") in MARKETING_BASES,
+        p_return=get("p_return"), value_after_return_minor=value, mrr_minor=get("mrr_minor"),
+        currency=get("currency"), tenure_days=get("tenure_days"),
+        requested_features=tuple(str(v) for v in parsed) if isinstance(parsed, list) else (),
+        reason_confidence=get("reason_confidence"))

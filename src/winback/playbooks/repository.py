@@ -26,7 +26,7 @@ from winback.models.customer import Customer
 from winback.models.scores import CustomerScore
 from winback.models.segments import Segment, SegmentMembership
 from winback.playbooks.budgets import BudgetState
-from winback.playbooks.facts import CustomerFacts
+from winback.playbooks.facts import CustomerFacts, facts_from_record
 from winback.playbooks.spec import PlaybookSpec, load_playbook_text
 
 VERSIONS = PlaybookVersion.__table__
@@ -38,7 +38,6 @@ SCORES = CustomerScore.__table__
 SEGMENTS = Segment.__table__
 MEMBERSHIPS = SegmentMembership.__table__
 
-MARKETING_BASES = ("consent", "soft_opt_in")
 CHUNK = 5_000
 
 
@@ -194,16 +193,6 @@ def add_committed_cost(conn: Connection, campaign_key: str, cost_minor: int, now
 # --------------------------------------------------------------------------------- customer facts
 
 
-def _json_list(text: str | None) -> tuple[str, ...]:
-    if not text:
-        return ()
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return ()
-    return tuple(str(v) for v in value) if isinstance(value, list) else ()
-
-
 def load_facts(conn: Connection, customer_ids: Iterable[int] | None = None) -> list[CustomerFacts]:
     """Facts of the given customers (all customers when None), in id order; customers without scores
     get facts with unknown reason, tier and value."""
@@ -230,19 +219,8 @@ def load_facts(conn: Connection, customer_ids: Iterable[int] | None = None) -> l
         segments: dict[int, set[str]] = defaultdict(set)
         for m in conn.execute(mq):
             segments[m.customer_id].add(m.name)
-        for r in conn.execute(q):
-            value = r.value_after_return_minor
-            if value is None and r.status == "active":
-                value = r.expected_clv_12m_minor  # active customers: what they bring if they stay
-            out.append(CustomerFacts(
-                customer_id=r.id, external_id=r.external_id, status=r.status, reason=r.churn_reason,
-                value_tier=r.value_tier, persona=r.persona, locale=r.locale,
-                segments=frozenset(segments.get(r.id, ())), plan_id=r.plan_id, country=r.country,
-                suggested_channel=r.suggested_channel, has_phone=bool(r.phone),
-                can_email=bool(r.email) and not r.marketing_opt_out and r.marketing_basis in MARKETING_BASES,
-                p_return=r.p_return, value_after_return_minor=value, mrr_minor=r.mrr_minor, currency=r.currency,
-                tenure_days=r.tenure_days, requested_features=_json_list(r.requested_features),
-                reason_confidence=r.reason_confidence))
+        for r in conn.execute(q).mappings():
+            out.append(facts_from_record(r, segments.get(r["id"], ())))
     return out
 
 
