@@ -255,3 +255,22 @@ def test_a_small_budget_goes_to_the_most_valuable_customers_first(fresh):
     top_third = ranks[len(ranks) // 3]
     spent_on_top = sum(r[1] or 0 for r in rows if r[0] is not None and r[0] <= top_third)
     assert spent_on_top >= 0.8 * committed[0]  # the budget went to the top third by priority
+
+
+def test_an_edited_playbook_is_a_new_version_and_enrollments_keep_theirs(fresh):
+    plan(fresh, campaigns=["winback_support"])
+    assert {r[0] for r in _rows(fresh, "SELECT playbook_version FROM enrollments")} == {1}
+    edited = builtin_playbook_path().read_text(encoding="utf-8").replace(
+        "{key: whats_new, after: 5d,", "{key: whats_new, after: 1h,", 1)
+    assert edited != builtin_playbook_path().read_text(encoding="utf-8")
+    (fresh.workspace / "playbooks" / "default.yaml").write_text(edited, encoding="utf-8")
+    result = plan(fresh, campaigns=["winback_support"])
+    assert result.playbook_version == 2
+    assert _rows(fresh, "SELECT playbook_version FROM campaigns WHERE key = 'winback_support'") == [(2,)]
+    # enrolled under version 1: the second email still waits its 5 days (1 day of steps + 5), not 1 hour
+    steps = DEFAULT.sequences["winback_four_step"].steps
+    whats_new = next(i for i, s in enumerate(steps) if s.key == "whats_new")
+    schedule_due(fresh, now=NOW + dt.timedelta(days=3))
+    assert _rows(fresh, f"SELECT count(*) FROM outbox_messages WHERE step = {whats_new}") == [(0,)]
+    schedule_due(fresh, now=NOW + dt.timedelta(days=6, hours=1))
+    assert _rows(fresh, f"SELECT count(*) FROM outbox_messages WHERE step = {whats_new}")[0][0] > 0
