@@ -237,7 +237,8 @@ def test_crm_handoff_webhook_for_top_value_only_when_configured(fresh):
 
 def test_a_small_budget_goes_to_the_most_valuable_customers_first(fresh):
     text_ = builtin_playbook_path().read_text(encoding="utf-8").replace(
-        "    budget: {amount_minor: 2500000}\n", "    budget: {amount_minor: 20000}\n", 1)  # winback_price: $200
+        "    budget: {amount_minor: 10000000}   # $100,000 of expected offer cost\n",
+        "    budget: {amount_minor: 20000}\n", 1)  # winback_price: $200
     (fresh.workspace / "playbooks" / "default.yaml").write_text(text_, encoding="utf-8")
     plan(fresh, campaigns=["winback_price"], schedule=False)
     rows = _rows(fresh, "SELECT s.priority_rank, e.offer_cost_minor, e.offer_key FROM enrollments e "

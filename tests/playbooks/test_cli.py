@@ -50,7 +50,7 @@ def test_show_export_versions(sqlite_workspace):
     assert {o["key"]: o["terms"] for o in payload["offers"]}["percent_50_3m"]["percent"] == 50
     result = run("show", "-w", ws)
     assert result.exit_code == 0 and "Strategies" in result.stdout and "winback_price" in result.stdout
-    assert "$25,000.00" in result.stdout  # the price campaign's budget
+    assert "$100,000.00" in result.stdout  # the price campaign's budget
 
     exported = run("export", "-w", ws)
     assert exported.exit_code == 0 and exported.stdout == DEFAULT_TEXT
