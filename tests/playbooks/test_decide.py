@@ -128,7 +128,7 @@ def test_exclusion_stops_and_commits_nothing(default_playbook):
 
 def test_budget_exhaustion_switches_to_cheaper_offer_then_none(default_playbook):
     top = facts(value_tier="top")
-    state = BudgetState.from_playbook(default_playbook, committed={"winback_price": 2_500_000 - 2_000})
+    state = BudgetState.from_playbook(default_playbook, committed={"winback_price": 10_000_000 - 2_000})
     d = decide(default_playbook, top, state)
     assert d.offer_key == "percent_25_3m" and d.offer_cost_minor == 1_200
     by = {c.offer: c for c in d.candidates}

@@ -60,7 +60,7 @@ def test_sync_campaigns_creates_updates_and_archives(engine):
         rows = _campaigns(conn)
         price = rows["winback_price"]
         assert (price["budget_minor"], price["currency"], price["priority"], price["sequence"], price["status"]) == \
-            (2_500_000, "USD", 60, "winback_four_step", "active")
+            (10_000_000, "USD", 60, "winback_four_step", "active")
         assert rows["incomplete_checkout"]["category"] == "transactional"
         assert rows["exit_survey"]["holdout_share"] == 0.0
         assert json.loads(price["spec"])["audience"]["winback"] is True
@@ -154,7 +154,7 @@ def test_facts_budget_state_and_decisions(workspace, engine):
                 status="active", offer_key=offer, playbook_version=1, enrolled_at=NOW))
         state = repo.load_budget_state(conn, repo.active_playbook(conn)[0])
     assert state.get("winback_price").committed_minor == 2_850
-    assert state.remaining("winback_price") == 2_500_000 - 2_850
+    assert state.remaining("winback_price") == 10_000_000 - 2_850
     assert dict(state.get("winback_price").offer_counts) == {"percent_50_3m": 2}
     explained = service.explain_customer(workspace, "a")
     assert explained.offer_key == "percent_50_3m" and "Reason: price (confidence 0.90" in explained.explanation_text

@@ -14,7 +14,7 @@ def test_default_playbook_covers_every_reason_and_references(default_playbook):
     assert set(default_playbook.strategies) == set(REASONS)
     for strategy in default_playbook.strategies.values():
         assert strategy.campaign in default_playbook.campaigns
-    assert default_playbook.campaigns["winback_price"].budget.amount_minor == 2_500_000
+    assert default_playbook.campaigns["winback_price"].budget.amount_minor == 10_000_000
     assert default_playbook.offers["percent_50_3m"].min_p_return == 0.08
 
 
