@@ -20,7 +20,7 @@ from typing import Any, Iterable, Iterator
 
 from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, or_, select, update
 
-from winback.kit.db import make_engine
+from winback.kit.db import dialect_insert as _insert, make_engine
 from winback.models.base import UTCDateTime
 from winback.models.campaigns import Campaign, CustomerEvent, Enrollment
 from winback.models.customer import Customer
@@ -54,14 +54,6 @@ def write_txn(engine: Engine) -> Iterator[Connection]:
             conn.execution_options(winback_begin="IMMEDIATE")
         with conn.begin():
             yield conn
-
-
-def _insert(conn: Connection, table):
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-        return pg_insert(table)
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-    return sqlite_insert(table)
 
 
 def _json_text(value: Any) -> str | None:

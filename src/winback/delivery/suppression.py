@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine, delete, insert, or_, select, update
 
 from winback.delivery.locks import unsubscribe_lock
-from winback.delivery.outbox import CUSTOMERS, EVENTS, SUPPRESSIONS, _insert
+from winback.delivery.outbox import CUSTOMERS, EVENTS, SUPPRESSIONS
+from winback.kit.db import dialect_insert as _insert
 from winback.delivery.policy import address_problem, normalize_address
 from winback.kit.errors import WinbackError
 

@@ -63,6 +63,18 @@ def session_scope(engine: Engine) -> Iterator[Session]:
             raise
 
 
+def dialect_insert(conn, table):
+    """The dialect's INSERT (it has ``on_conflict_do_nothing``) for SQLite or PostgreSQL."""
+    name = conn.dialect.name
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - only the two supported state stores
+        raise NotImplementedError(f"INSERT ... ON CONFLICT on {name}")
+    return insert(table)
+
+
 def insert_ignore(conn, table, rows: list[dict], conflict: list[str]) -> int:
     """Insert rows, skipping any that collide on the unique ``conflict`` columns; returns rows inserted.
 
@@ -70,15 +82,8 @@ def insert_ignore(conn, table, rows: list[dict], conflict: list[str]) -> int:
     (SQLAlchemy batches it: "insertmanyvalues"), on SQLite and PostgreSQL."""
     if not rows:
         return 0
-    name = conn.dialect.name
-    if name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    elif name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    else:  # pragma: no cover - only the two supported state stores
-        raise NotImplementedError(f"insert_ignore on {name}")
     key = list(table.primary_key.columns)[0]
-    stmt = dialect_insert(table).on_conflict_do_nothing(index_elements=conflict).returning(key)
+    stmt = dialect_insert(conn, table).on_conflict_do_nothing(index_elements=conflict).returning(key)
     columns = set(rows[0])
     if any(set(r) != columns for r in rows):
         raise ValueError("insert_ignore: every row must have the same columns")
