@@ -31,8 +31,8 @@ from sqlalchemy import Connection, Engine, delete, insert, or_, select, update
 
 from winback.delivery.locks import unsubscribe_lock
 from winback.delivery.outbox import CUSTOMERS, EVENTS, SUPPRESSIONS
-from winback.kit.db import dialect_insert as _insert
 from winback.delivery.policy import address_problem, normalize_address
+from winback.kit.db import dialect_insert as _insert
 from winback.kit.errors import WinbackError
 
 REASONS = ("unsubscribed", "hard_bounce", "complaint", "objected", "no_lawful_basis", "manual")
