@@ -152,6 +152,36 @@ class DeliverySettings(BaseModel):
     poll_seconds: float = Field(1.0, gt=0, description="an idle worker looks for due messages this often")
 
 
+class TrackingSettings(BaseModel):
+    """Opens, clicks, conversions and what the campaigns recovered (``[tracking]``)."""
+
+    attribution_window_days: int = Field(14, ge=1, le=365, description="a conversion is attributed to the last "
+                                         "message the customer received within this many days before it")
+    holdout_window_days: int = Field(30, ge=1, le=365, description="holdout lift counts conversions within this "
+                                     "many days after enrollment, in both arms")
+    conversion_types: list[str] = Field(["returned", "resubscribed", "purchased", "payment_recovered",
+                                         "coupon_redeemed"], description="customer event types that count as "
+                                         "a conversion")
+    cost_per_email_minor: int = Field(1, ge=0, description="sending cost per email, minor units (ROI)")
+    cost_per_task_minor: int = Field(500, ge=0, description="cost of a phone-call task, minor units (ROI)")
+    machine_open_seconds: float = Field(2.0, ge=0, description="an open this soon after delivery is a prefetch")
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="confidence level of the intervals")
+    auto_rollout: bool = Field(False, description="roll out an experiment's winner to new enrollments once it is "
+                               "significant (see rollout_*)")
+    rollout_min_per_variant: int = Field(200, ge=10, description="sends per variant before a winner may be chosen")
+    rollout_probability: float = Field(0.95, gt=0.5, lt=1, description="P(best) a winner needs")
+
+
+class WebSettings(BaseModel):
+    """`winback serve` (``[web]``)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    secure_cookies: bool | None = Field(None, description="Secure flag on cookies (default: when base_url is https)")
+    session_hours: float = Field(12.0, gt=0, description="a login lasts this long")
+    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes (PostgreSQL only)")
+
+
 class Settings(BaseSettings):
     """Workspace settings. ``workspace`` is set by the loader, not read from the file."""
 
@@ -165,6 +195,8 @@ class Settings(BaseSettings):
     health: HealthSettings = HealthSettings()
     sender: SenderSettings = SenderSettings()
     delivery: DeliverySettings = DeliverySettings()
+    tracking: TrackingSettings = TrackingSettings()
+    web: WebSettings = WebSettings()
     secret_key: str | None = Field(None, description="signs links (unsubscribe, surveys, card update); "
                                                      "`winback init` writes a random one")
     workspace: Path = Path(".")
@@ -302,6 +334,16 @@ frequency_cap_messages = 2  # commercial messages per customer ...
 frequency_cap_days = 7      # ... per rolling window, across all campaigns
 quiet_hours_start = 21      # customer's local time
 quiet_hours_end = 8
+
+[tracking]
+attribution_window_days = 14   # a conversion counts for the last message within this many days
+holdout_window_days = 30       # holdout lift: conversions within this many days of enrollment, both arms
+cost_per_email_minor = 1       # ROI: sending cost per email (minor units)
+auto_rollout = false           # roll out a significant A/B winner to new enrollments
+
+[web]
+host = "127.0.0.1"
+port = 8000
 """
 
 

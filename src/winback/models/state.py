@@ -7,7 +7,11 @@ from winback.models.delivery import CallTask, DeliveryAttempt, OutboxMessage, Se
 from winback.models.imports import ImportRun
 from winback.models.scores import AnalysisRun, CustomerScore
 from winback.models.segments import Segment, SegmentMembership, SegmentRefresh
+from winback.models.tracking import (Conversion, CustomerPreference, ExperimentDecision, SurveyResponse, TrackingEvent,
+                                     WebhookEvent)
+from winback.models.web import ApiKey, User
 
-__all__ = ["AnalysisRun", "Base", "CallTask", "Campaign", "Coupon", "Customer", "CustomerEvent", "CustomerScore",
+__all__ = ["AnalysisRun", "ApiKey", "Conversion", "CustomerPreference", "ExperimentDecision", "SurveyResponse",
+           "TrackingEvent", "User", "WebhookEvent", "Base", "CallTask", "Campaign", "Coupon", "Customer", "CustomerEvent", "CustomerScore",
            "DeliveryAttempt", "Enrollment", "ImportRun", "OutboxMessage", "PlaybookVersion", "Segment",
            "SegmentMembership", "SegmentRefresh", "SendCounter", "Suppression"]
