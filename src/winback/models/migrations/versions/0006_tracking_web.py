@@ -24,8 +24,8 @@ def upgrade() -> None:
     sa.Column('role', sa.String(length=16), nullable=False),
     sa.Column('disabled', sa.Boolean(), nullable=False),
     sa.Column('session_epoch', sa.Integer(), nullable=False),
-    sa.Column('created_at', winback.models.base.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('last_login_at', winback.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('last_login_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('email', name=op.f('uq_users_email'))
     )
@@ -38,8 +38,8 @@ def upgrade() -> None:
     sa.Column('headers', sa.Text(), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('error', sa.Text(), nullable=True),
-    sa.Column('received_at', winback.models.base.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('processed_at', winback.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('processed_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_events')),
     sa.UniqueConstraint('provider', 'event_id', name='uq_webhook_events_provider_event_id')
     )
@@ -53,9 +53,9 @@ def upgrade() -> None:
     sa.Column('secret_hash', sa.String(length=128), nullable=False),
     sa.Column('role', sa.String(length=16), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', winback.models.base.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('last_used_at', winback.models.base.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('revoked_at', winback.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('last_used_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_api_keys_user_id_users'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_keys')),
     sa.UniqueConstraint('prefix', name=op.f('uq_api_keys_prefix'))
@@ -63,8 +63,8 @@ def upgrade() -> None:
     op.create_table('customer_preferences',
     sa.Column('customer_id', sa.Integer(), nullable=False),
     sa.Column('topics_off', sa.Text(), nullable=True),
-    sa.Column('paused_until', winback.models.base.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('updated_at', winback.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('paused_until', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_customer_preferences_customer_id_customers'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('customer_id', name=op.f('pk_customer_preferences'))
     )
@@ -75,7 +75,7 @@ def upgrade() -> None:
     sa.Column('winner', sa.String(length=64), nullable=False),
     sa.Column('stats', sa.Text(), nullable=True),
     sa.Column('decided_by', sa.String(length=64), nullable=False),
-    sa.Column('decided_at', winback.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('decided_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_experiment_decisions_campaign_id_campaigns'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_experiment_decisions')),
     sa.UniqueConstraint('campaign_id', 'experiment', name='uq_experiment_decisions_campaign')
@@ -89,8 +89,8 @@ def upgrade() -> None:
     sa.Column('reason', sa.String(length=32), nullable=True),
     sa.Column('answers', sa.Text(), nullable=False),
     sa.Column('comment', sa.Text(), nullable=True),
-    sa.Column('submitted_at', winback.models.base.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', winback.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('submitted_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_survey_responses_customer_id_customers'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_survey_responses')),
     sa.UniqueConstraint('customer_id', 'survey', 'message', name='uq_survey_responses_customer')
@@ -100,7 +100,7 @@ def upgrade() -> None:
     sa.Column('customer_event_id', sa.Integer(), nullable=False),
     sa.Column('customer_id', sa.Integer(), nullable=True),
     sa.Column('type', sa.String(length=64), nullable=False),
-    sa.Column('occurred_at', winback.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('revenue_minor', sa.BigInteger(), nullable=False),
     sa.Column('currency', sa.String(length=3), nullable=True),
     sa.Column('message_id', sa.Integer(), nullable=True),
@@ -109,7 +109,7 @@ def upgrade() -> None:
     sa.Column('step', sa.Integer(), nullable=True),
     sa.Column('variant', sa.String(length=128), nullable=True),
     sa.Column('model', sa.String(length=32), nullable=False),
-    sa.Column('attributed_at', winback.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('attributed_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_conversions_campaign_id_campaigns'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['customer_event_id'], ['customer_events.id'], name=op.f('fk_conversions_customer_event_id_customer_events'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_conversions_customer_id_customers'), ondelete='CASCADE'),
@@ -140,7 +140,7 @@ def upgrade() -> None:
     sa.Column('ip_prefix', sa.String(length=64), nullable=True),
     sa.Column('source', sa.String(length=64), nullable=False),
     sa.Column('detail', sa.Text(), nullable=True),
-    sa.Column('occurred_at', winback.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_tracking_events_campaign_id_campaigns'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_tracking_events_customer_id_customers'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['enrollment_id'], ['enrollments.id'], name=op.f('fk_tracking_events_enrollment_id_enrollments'), ondelete='CASCADE'),
