@@ -14,6 +14,7 @@ from winback.cli.insights_cmds import at_risk_cmd, priorities_cmd, themes_cmd
 from winback.cli.playbook_cmd import playbook_app
 from winback.cli.reasons_cmd import reasons_app
 from winback.cli.segments_cmd import segments_app
+from winback.cli.web_cmds import apikeys_app, serve_cmd, users_app
 from winback.cli.worker_cmd import suppressions_app, worker_cmd
 from winback.cli.workspace_cmds import init, status_cmd
 
@@ -56,6 +57,9 @@ app.command("worker")(worker_cmd)
 app.add_typer(suppressions_app, name="suppressions")
 app.command("plan")(plan_cmd)
 app.add_typer(campaigns_app, name="campaigns")
+app.command("serve")(serve_cmd)
+app.add_typer(users_app, name="users")
+app.add_typer(apikeys_app, name="apikeys")
 
 
 def main() -> None:

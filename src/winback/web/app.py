@@ -1,0 +1,119 @@
+"""The FastAPI application factory (`winback serve`).
+
+One app serves four audiences, each from its own module:
+
+* ``public``  - what recipients reach from a message, without logging in: the open pixel,
+  tracked clicks, one-click unsubscribe, the preference centre and the exit survey;
+* ``api``     - the REST API (API keys or a session), including the live events endpoint;
+* ``pages``   - the dashboard (server-rendered Jinja2, Plotly served locally);
+* ``login``   - sign in and out.
+
+The app reads and writes only the state store (never the DuckDB history, see DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from sqlalchemy import text
+
+from winback import __version__
+from winback.config import Settings
+from winback.kit.db import make_engine
+from winback.web.auth import LoginRequired
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).with_name("static")
+
+
+def plotly_js() -> Path:
+    import plotly
+
+    return Path(plotly.__file__).with_name("package_data") / "plotly.min.js"
+
+
+def create_app(settings: Settings, *, clock=None, engine=None, with_worker: bool = False) -> FastAPI:
+    """The app for one workspace. ``clock`` defaults to the workspace clock (``now`` pins it)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        worker_task = None
+        stop = asyncio.Event()
+        if with_worker:
+            from winback.delivery.worker import Worker
+
+            worker = Worker(settings, clock=app.state.clock)
+            worker_task = asyncio.create_task(worker.run(stop=stop), name="winback-worker")
+        try:
+            yield
+        finally:
+            if worker_task is not None:
+                stop.set()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(worker_task, timeout=30)
+            if app.state.own_engine:
+                app.state.engine.dispose()
+
+    app = FastAPI(title="winback", version=__version__, lifespan=lifespan,
+                  description="Win-back and retention engine: customers, segments, campaigns, results and "
+                              "live events. Authenticate with `Authorization: Bearer wbk_...` (an API key from "
+                              "`winback apikeys create`).",
+                  docs_url="/api/docs", redoc_url=None, openapi_url="/openapi.json")
+    app.state.settings = settings
+    app.state.clock = clock or settings.clock()
+    app.state.own_engine = engine is None
+    app.state.engine = engine or make_engine(settings.resolved_state_url)
+    app.state.api_key_cache = {}
+
+    @app.exception_handler(LoginRequired)
+    async def _login(request: Request, exc: LoginRequired):
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        from urllib.parse import quote
+
+        return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
+
+    @app.get("/healthz", tags=["system"], summary="Liveness and state-store check")
+    def healthz() -> JSONResponse:
+        try:
+            with app.state.engine.connect() as conn:
+                revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one_or_none()
+        except Exception as exc:  # the store is down: say so, do not crash
+            return JSONResponse({"ok": False, "error": f"state store unavailable: {type(exc).__name__}"},
+                                status_code=503)
+        return JSONResponse({"ok": True, "version": __version__, "schema": revision})
+
+    @app.get("/static/plotly.min.js", include_in_schema=False)
+    def _plotly() -> FileResponse:
+        return FileResponse(plotly_js(), media_type="text/javascript",
+                            headers={"Cache-Control": "public, max-age=86400"})
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def _static(name: str) -> Response:
+        path = (STATIC / name).resolve()
+        if path.parent != STATIC.resolve() or not path.is_file():
+            return Response(status_code=404)
+        return FileResponse(path, headers={"Cache-Control": "public, max-age=3600"})
+
+    @app.middleware("http")
+    async def _security_headers(request: Request, call_next):
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        return response
+
+    from winback.web import login
+    from winback.web.api import router as api_router
+    from winback.web.pages import router as pages_router
+    from winback.web.public import router as public_router
+
+    app.include_router(public_router)
+    app.include_router(login.router)
+    app.include_router(api_router)
+    app.include_router(pages_router)
+    return app

@@ -1,0 +1,5 @@
+"""The dashboard pages (server-rendered Jinja2)."""
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)
