@@ -19,6 +19,7 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 
 from fastapi import HTTPException, Request
@@ -149,21 +150,30 @@ def revoke_api_key(engine: Engine, prefix: str, *, now: dt.datetime) -> bool:
                                  .values(revoked_at=now)).rowcount)
 
 
+KEY_CACHE_SECONDS = 10.0  # a key revoked from another process stops working within this time
+
+
 def check_api_key(engine: Engine, key: str, cache: dict | None = None) -> dict | None:
-    """The key's row when ``key`` is valid and not revoked. ``cache`` (prefix -> row) saves a query."""
+    """The key's row when ``key`` is valid and not revoked.
+
+    ``cache`` (prefix -> (row, fetched at)) saves a query per request for ``KEY_CACHE_SECONDS``.
+    """
     parts = (key or "").split("_")
-    if len(parts) < 3 or parts[0] != "wbk":
+    if len(parts) < 3 or parts[0] != "wbk" or len(key) > 200:
         return None
     prefix, secret = parts[1], "_".join(parts[2:])
-    row = cache.get(prefix) if cache is not None else None
+    cached = cache.get(prefix) if cache is not None else None
+    row = cached[0] if cached and time.monotonic() - cached[1] < KEY_CACHE_SECONDS else None
     if row is None:
         with engine.connect() as conn:
             found = conn.execute(select(KEYS).where(KEYS.c.prefix == prefix)).first()
         if found is None:
             return None
         row = dict(found._mapping)
-        if cache is not None and row["revoked_at"] is None:
-            cache[prefix] = row
+        if cache is not None:
+            if len(cache) > 10_000:
+                cache.clear()
+            cache[prefix] = (row, time.monotonic())
     if row["revoked_at"] is not None:
         return None
     if not hmac.compare_digest(hashlib.sha256(secret.encode()).hexdigest(), row["secret_hash"]):
