@@ -82,6 +82,9 @@ def test_first_steps_are_rendered_into_the_outbox_with_unsubscribe_headers(fresh
             assert url.startswith(fresh.sender.base_url + "/u/")
             assert url in body
             assert json.loads(payload)["exit_on"]
+            assert json.loads(payload)["topic"] in ("offers", "product_updates", "surveys", "tips", None)
+        # the open pixel closes the HTML part; the plain text has none
+        assert html.count(fresh.sender.base_url + "/o/") == 1 and "/o/" not in body
     locales = Counter(r[8][:2] for r in rows if r[8])
     assert len(locales) >= 3  # the generator's customers write in several languages
 
@@ -275,3 +278,38 @@ def test_an_edited_playbook_is_a_new_version_and_enrollments_keep_theirs(fresh):
     assert _rows(fresh, f"SELECT count(*) FROM outbox_messages WHERE step = {whats_new}") == [(0,)]
     schedule_due(fresh, now=NOW + dt.timedelta(days=6, hours=1))
     assert _rows(fresh, f"SELECT count(*) FROM outbox_messages WHERE step = {whats_new}")[0][0] > 0
+
+
+def test_a_paused_campaign_enrolls_schedules_and_sends_nothing_until_resumed(fresh):
+    from winback.delivery.outbox import claim
+
+    plan(fresh, campaigns=["winback_price"])
+    engine = make_engine(fresh.resolved_state_url)
+    try:
+        def one(sql, **params):
+            with engine.connect() as conn:
+                return conn.execute(text(sql), params).scalar_one()
+
+        enrolled = one("SELECT count(*) FROM enrollments e JOIN campaigns c ON c.id = e.campaign_id "
+                       "WHERE c.key = 'winback_price'")
+        queued = one("SELECT count(*) FROM outbox_messages o JOIN campaigns c ON c.id = o.campaign_id "
+                     "WHERE c.key = 'winback_price'")
+        assert enrolled >= 4 and queued >= 1
+        with engine.begin() as conn:  # what POST /api/v1/campaigns/winback_price/pause does
+            conn.execute(text("UPDATE campaigns SET status = 'paused' WHERE key = 'winback_price'"))
+        later = NOW + dt.timedelta(days=60)
+        assert sum(schedule_due(fresh, engine=engine, now=later).messages.values()) == 0
+        camp_id = one("SELECT id FROM campaigns WHERE key = 'winback_price'")
+        assert not [m for m in claim(engine, "w1", later, 60, 10_000) if m["campaign_id"] == camp_id]
+        # a re-plan keeps the pause (the playbook's `enabled` did not change) and enrolls nobody new
+        fresh.now = (NOW + dt.timedelta(days=1)).isoformat()
+        plan(fresh, campaigns=["winback_price"])
+        assert one("SELECT status FROM campaigns WHERE key = 'winback_price'") == "paused"
+        assert one("SELECT count(*) FROM enrollments e JOIN campaigns c ON c.id = e.campaign_id "
+                   "WHERE c.key = 'winback_price'") == enrolled
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE campaigns SET status = 'active' WHERE key = 'winback_price'"))
+        assert sum(schedule_due(fresh, engine=engine, now=later).messages.values()) > 0
+        assert [m for m in claim(engine, "w2", later, 60, 10_000) if m["campaign_id"] == camp_id]
+    finally:
+        engine.dispose()

@@ -48,9 +48,23 @@ def test_demo_runs_end_to_end_and_refreshes(tmp_path):
     assert payload["stores"]["state"]["customers"] == 1500
     assert 0.2 <= payload["history"]["involuntary_share_of_churn"] <= 0.4
     assert payload["ingest"]["rows_read"] == sum(payload["generated"]["rows"].values())
-    # a second run recreates the folder instead of piling up data
-    again = json.loads(runner.invoke(app, ["demo", "--dir", str(target), "--customers", "1500", "--json"]).stdout)
-    assert again["stores"] == payload["stores"]
+    # the loop closes: SIMULATED recipients, attribution, lift against the holdout and the truth
+    results = payload["results"]
+    assert results["simulated"] is True and "SIMULATED" in results["label"]
+    assert results["simulation"]["written"]["returned"] > 0 and results["attribution"]["attributed"] > 0
+    lift = results["total"]["holdout"]["lift"]
+    assert lift["rate_ci"][0] <= results["true_lift"] <= lift["rate_ci"][1]
+    assert results["lift_ci_contains_truth"] is True and results["revenue_ci_contains_truth"] is True
+    assert results["recovered_revenue_minor"] > 0 and results["total"]["funnel"]["opens_machine"] > 0
+    assert payload["seconds"]["simulate"] + payload["seconds"]["measure"] < 15
+    # the workspace clock moved past the holdout window, so the dashboard sees the simulated events
+    assert f'now = "{results["measured_at"][:19]}Z"' in (target / "winback.toml").read_text()
+    # a second run recreates the folder instead of piling up data; the text shows the simulated results
+    again = runner.invoke(app, ["demo", "--dir", str(target), "--customers", "1500"])
+    assert again.exit_code == 0, again.output
+    assert "SIMULATED recipients" in again.stdout and "inside the interval: yes" in again.stdout
+    status = json.loads(runner.invoke(app, ["status", "-w", str(target), "--json"]).stdout)
+    assert status["state_store"]["tables"] == payload["stores"]["state"]
     # it never deletes a folder it did not create
     other = tmp_path / "precious"
     other.mkdir()

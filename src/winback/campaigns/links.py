@@ -6,6 +6,7 @@ Paths under ``sender.base_url``:
 * ``/p/TOKEN`` - the preference centre (topics, pause for 30 or 90 days);
 * ``/s/TOKEN`` - the exit survey;
 * ``/b/TOKEN`` - the no-login card update page (expires after ``CARD_LINK_DAYS``);
+* ``/o/TOKEN.gif`` - the open pixel (a 1x1 transparent GIF at the end of every HTML part);
 * ``/c/TOKEN`` - a tracked click: the token carries the message key and the target URL, so a
   tampered link never redirects to a foreign host (the MAC covers the target).
 
@@ -52,3 +53,8 @@ def card_update_url(key: bytes, base_url: str, *, customer_id: int, message: str
 def tracked_url(key: bytes, base_url: str, *, message: str, target: str, link: str) -> str:
     """A click-tracking redirect to ``target``; ``link`` names the link (cta, booking ...)."""
     return _url(base_url, "c", sign(key, "click", {"m": message, "t": target, "l": link}))
+
+
+def open_pixel_url(key: bytes, base_url: str, *, message: str) -> str:
+    """The open-tracking pixel of one message (``message`` is its Message-ID)."""
+    return _url(base_url, "o", sign(key, "open", {"m": message})) + ".gif"

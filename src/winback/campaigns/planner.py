@@ -168,6 +168,7 @@ def _enroll(settings: Settings, conn, spec: PlaybookSpec, version: int, now: dt.
     facts = {cid: facts_from_row(row, segs.get(cid, set())) for cid, row in rows_by_id.items()}
     campaigns = repo.campaigns_by_key(conn)
     budgets = BudgetState()
+    winners = repo.rolled_out_winners(conn)
     counts = repo.offer_counts(conn)
     for key, c in campaigns.items():
         budgets.set_campaign(key, budget_minor=c["budget_minor"], committed_minor=c["committed_cost_minor"],
@@ -179,6 +180,8 @@ def _enroll(settings: Settings, conn, spec: PlaybookSpec, version: int, now: dt.
         if not cspec.enabled or (only and key not in only):
             continue
         camp = campaigns[key]
+        if camp.get("status", "active") != "active":  # paused through the API or the dashboard
+            continue
         used_keys, live = repo.existing_enrollments(conn, camp["id"])
         last_done = repo.last_finished(conn, camp["id"]) if cspec.reenroll_after else {}
         seen: set[int] = set()
@@ -207,8 +210,7 @@ def _enroll(settings: Settings, conn, spec: PlaybookSpec, version: int, now: dt.
                     continue
             seen.add(cand.customer_id)
             arm = holdout_arm(key, f.external_id, cspec.holdout)
-            variants = {ek: assign_variant(key, ek, f.external_id, {vk: v.weight for vk, v in exp.variants.items()})
-                        for ek, exp in cspec.experiments.items()}
+            variants = assign_experiment_variants(key, camp["id"], cspec, f.external_id, winners)
             override = _offer_override(cspec, variants)
             if cspec.audience.winback and arm == "holdout" and override is None:
                 d = winback_decisions[cand.customer_id]  # the control group gets nothing: no budget to commit
@@ -258,6 +260,18 @@ def _enroll(settings: Settings, conn, spec: PlaybookSpec, version: int, now: dt.
         repo.add_committed_cost(conn, campaigns[key]["id"], sum(int(r["offer_cost_minor"] or 0) for r in treated))
         if inserted != len(rows):  # a concurrent plan enrolled some of them first: nothing is doubled
             result.excluded["already enrolled by a concurrent plan"] += len(rows) - inserted
+
+
+def assign_experiment_variants(campaign_key: str, campaign_id: int, cspec, customer_key: str,
+                               winners: dict[tuple[int, str], str]) -> dict[str, str]:
+    """``{experiment: variant}`` for a new enrollment: the rolled-out winner of an experiment that has
+    one (``experiment_decisions``; only while it is still a variant of the spec), else the hash."""
+    out = {}
+    for ek, exp in cspec.experiments.items():
+        winner = winners.get((campaign_id, ek))
+        out[ek] = winner if winner in exp.variants else \
+            assign_variant(campaign_key, ek, customer_key, {vk: v.weight for vk, v in exp.variants.items()})
+    return out
 
 
 def _priority(row: dict | None) -> tuple:

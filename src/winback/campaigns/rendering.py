@@ -887,13 +887,16 @@ def _render_part(f: _File, locale: str, part_name: str, variant: str | None, par
 def render_message(template_key: str, locale: str | None, context: Mapping[str, Any], *,
                    subject_variant: str | None = None, category: str = "commercial",
                    search_paths: list[Path] | None = None,
-                   fallbacks: Mapping[str, Mapping[str, str]] | None = None) -> RenderedMessage:
+                   fallbacks: Mapping[str, Mapping[str, str]] | None = None,
+                   open_pixel: str | None = None) -> RenderedMessage:
     """Render one message: subject, preheader, plain text and HTML, in the reader's locale.
 
     ``subject_variant`` picks a subject variant (default: ``variant.subject`` of the context, then
     the template's first subject); an unknown variant falls back to the first and
     :attr:`RenderedMessage.subject_variant` tells which was used. ``category`` is ``commercial``
     (unsubscribe footer) or ``transactional``. ``fallbacks`` are the playbook's per-tag fallbacks.
+    ``open_pixel`` is the URL of the open-tracking pixel: a 1x1 image at the end of the HTML part
+    (the plain-text part gets nothing).
     """
     if category not in CATEGORIES:
         raise TemplateError(f"unknown message category {category!r}; expected commercial or transactional")
@@ -943,7 +946,8 @@ def render_message(template_key: str, locale: str | None, context: Mapping[str, 
 
     _, frame = _layout()
     html = frame.render(
-        lang=wanted, subject=subject, preheader=preheader, body=body_html, footer=footer_html)
+        lang=wanted, subject=subject, preheader=preheader, body=body_html, footer=footer_html,
+        pixel=_safe_url(open_pixel) if open_pixel else None)
     text = f"{body_text}\n\n{footer_text}\n"
     return RenderedMessage(template_key, wanted, subject, used, preheader, text, html)
 

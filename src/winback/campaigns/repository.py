@@ -15,6 +15,7 @@ from winback.models.customer import Customer
 from winback.models.delivery import OutboxMessage
 from winback.models.scores import CustomerScore
 from winback.models.segments import Segment, SegmentMembership
+from winback.models.tracking import ExperimentDecision
 
 CUSTOMERS = Customer.__table__
 SCORES = CustomerScore.__table__
@@ -124,6 +125,14 @@ def campaigns_by_key(conn: Connection) -> dict[str, dict]:
     return {r["key"]: dict(r) for r in conn.execute(select(CAMPAIGNS)).mappings()}
 
 
+def rolled_out_winners(conn: Connection) -> dict[tuple[int, str], str]:
+    """``(campaign id, experiment) -> winner`` of experiments whose winner was rolled out
+    (``experiment_decisions``, written by :mod:`winback.tracking.rollout` or a user)."""
+    t = ExperimentDecision.__table__
+    return {(cid, exp): winner for cid, exp, winner in
+            conn.execute(select(t.c.campaign_id, t.c.experiment, t.c.winner))}
+
+
 def existing_enrollments(conn: Connection, campaign_id: int) -> tuple[set[str], set[int]]:
     """(dedupe keys used, customers with an active or held-out enrollment) of one campaign."""
     keys: set[str] = set()
@@ -163,7 +172,10 @@ def add_committed_cost(conn: Connection, campaign_id: int, amount_minor: int) ->
 
 def due_enrollments(conn: Connection, now: dt.datetime, limit: int, campaign_ids: Sequence[int] | None = None,
                     exclude: set[int] | None = None) -> list[dict]:
-    query = select(ENROLLMENTS).where(ENROLLMENTS.c.status == "active", ENROLLMENTS.c.next_due_at <= now)
+    query = select(ENROLLMENTS).where(ENROLLMENTS.c.status == "active", ENROLLMENTS.c.next_due_at <= now,
+                                      # a paused (or archived) campaign schedules no further steps
+                                      ENROLLMENTS.c.campaign_id.in_(select(CAMPAIGNS.c.id).where(
+                                          CAMPAIGNS.c.status == "active")))
     if exclude:
         query = query.where(ENROLLMENTS.c.id.not_in(sorted(exclude)))
     if campaign_ids is not None:

@@ -34,6 +34,7 @@ from sqlalchemy import Engine
 
 from winback.campaigns import links, repository as repo
 from winback.campaigns.context import build_context
+from winback.campaigns.topics import topic_of
 from winback.config import Settings
 from winback.kit.errors import ConfigError
 from winback.kit.db import make_engine, write_transaction
@@ -283,7 +284,8 @@ def _message_row(settings: Settings, spec: PlaybookSpec, seq, step, step_index: 
                         coupon=coupon, message=mid, now=now, step_key=step.key, step_index=step_index,
                         subject_variant=subject_variant, cta_variant=cta_variant, unsubscribe=unsubscribe)
     payload: dict = {"exit_on": list(seq.exit_on), "postal_address": settings.sender.postal_address,
-                     "campaign": campaign["key"], "step": step.key, "links": ctx["links"]}
+                     "campaign": campaign["key"], "step": step.key, "links": ctx["links"],
+                     "topic": topic_of(campaign["key"], cspec.sequence, cspec.topic, seq.category)}
     row = {
         "idempotency_key": idem, "message_id": mid, "customer_id": customer["id"], "campaign_id": campaign["id"],
         "enrollment_id": enrollment["id"], "step": step_index, "channel": step.channel,
@@ -296,7 +298,7 @@ def _message_row(settings: Settings, spec: PlaybookSpec, seq, step, step_index: 
     if step.channel == "email":
         rendered = render_message(step.template, customer.get("locale"), ctx, subject_variant=subject_variant,
                                   category=seq.category, search_paths=template_paths(settings),
-                                  fallbacks=spec.fallbacks)
+                                  fallbacks=spec.fallbacks, open_pixel=links.open_pixel_url(key, base, message=mid))
         row.update(subject=rendered.subject, text_body=rendered.text, html_body=rendered.html,
                    locale=rendered.locale)
         if seq.category == "commercial":

@@ -60,6 +60,8 @@ app.add_typer(campaigns_app, name="campaigns")
 app.command("serve")(serve_cmd)
 app.add_typer(users_app, name="users")
 app.add_typer(apikeys_app, name="apikeys")
+from winback.cli.tracking_cmds import register as register_tracking  # noqa: E402
+register_tracking(app)  # results, attribute, experiments, bounces
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ from winback.models.base import UTCDateTime
 from winback.models.campaigns import Campaign, CustomerEvent, Enrollment
 from winback.models.customer import Customer
 from winback.models.delivery import DeliveryAttempt, OutboxMessage, SendCounter, Suppression
+from winback.models.tracking import CustomerPreference
 
 OUTBOX = OutboxMessage.__table__
 ATTEMPTS = DeliveryAttempt.__table__
@@ -34,6 +35,7 @@ CUSTOMERS = Customer.__table__
 ENROLLMENTS = Enrollment.__table__
 EVENTS = CustomerEvent.__table__
 CAMPAIGNS = Campaign.__table__
+PREFERENCES = CustomerPreference.__table__
 
 FINAL_STATUSES = ("sent", "failed", "bounced", "suppressed", "canceled", "skipped")
 
@@ -101,7 +103,10 @@ def claim(engine: Engine, worker: str, now: dt.datetime, lease_seconds: float, l
     lease_until = now + dt.timedelta(seconds=lease_seconds)
     due = or_(and_(OUTBOX.c.status == "pending", OUTBOX.c.due_at <= now),
               and_(OUTBOX.c.status == "sending", OUTBOX.c.lease_until < now))
-    pick = select(OUTBOX.c.id).where(due).order_by(OUTBOX.c.priority.desc(), OUTBOX.c.due_at, OUTBOX.c.id) \
+    # a paused campaign's queued messages wait (they go out after it is resumed)
+    paused = select(Campaign.id).where(Campaign.status == "paused")
+    live = or_(OUTBOX.c.campaign_id.is_(None), OUTBOX.c.campaign_id.not_in(paused))
+    pick = select(OUTBOX.c.id).where(due, live).order_by(OUTBOX.c.priority.desc(), OUTBOX.c.due_at, OUTBOX.c.id) \
         .limit(limit)
     if engine.dialect.name == "postgresql":
         pick = pick.with_for_update(skip_locked=True)
@@ -136,6 +141,7 @@ class Context:
     competitors: dict[int, list[tuple[int, dt.datetime, int]]] = field(default_factory=dict)
     campaigns: dict[int, dict] = field(default_factory=dict)
     approved: dict[int, int] = field(default_factory=dict)  # commercial emails approved this round per customer
+    preferences: dict[int, dict] = field(default_factory=dict)  # customer -> {topics_off: set, paused_until}
 
 
 def load_context(conn: Connection, worker: str, rows: list[dict], addresses: Iterable[str], now: dt.datetime,
@@ -156,6 +162,10 @@ def load_context(conn: Connection, worker: str, rows: list[dict], addresses: Ite
                                      CUSTOMERS.c.marketing_basis, CUSTOMERS.c.marketing_opt_out)
                               .where(CUSTOMERS.c.id.in_(customer_ids))):
             ctx.customers[r.id] = dict(r._mapping)
+        for cid, topics_off, paused_until in conn.execute(select(
+                PREFERENCES.c.customer_id, PREFERENCES.c.topics_off, PREFERENCES.c.paused_until).where(
+                PREFERENCES.c.customer_id.in_(customer_ids))):
+            ctx.preferences[cid] = {"topics_off": _topics(topics_off), "paused_until": paused_until}
         commercial_email = and_(OUTBOX.c.customer_id.in_(customer_ids), OUTBOX.c.category == "commercial",
                                 OUTBOX.c.channel == "email")
         for cid, sent_at in conn.execute(select(OUTBOX.c.customer_id, OUTBOX.c.sent_at).where(
@@ -182,6 +192,15 @@ def load_context(conn: Connection, worker: str, rows: list[dict], addresses: Ite
                               .where(CAMPAIGNS.c.id.in_(campaign_ids))):
             ctx.campaigns[r.id] = dict(r._mapping)
     return ctx
+
+
+def _topics(value: str | None) -> set[str]:
+    """``customer_preferences.topics_off`` (a JSON list) as a set; junk counts as nothing turned off."""
+    try:
+        topics = json.loads(value) if value else []
+    except ValueError:
+        return set()
+    return {t for t in topics if isinstance(t, str)} if isinstance(topics, list) else set()
 
 
 # --- completion -----------------------------------------------------------------------------------

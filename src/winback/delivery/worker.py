@@ -275,6 +275,16 @@ class Worker:
                                                                "commercial message")
             if customer["marketing_opt_out"]:
                 return Result(row, "suppressed", "suppressed", "the customer opted out of marketing")
+            prefs = ctx.preferences.get(row.get("customer_id"))
+            if prefs:  # the preference centre: a pause defers (nothing is lost), a topic turned off suppresses
+                paused_until = prefs.get("paused_until")
+                if paused_until is not None and paused_until > now:
+                    return Result(row, "deferred", "pending",
+                                  f"the customer paused marketing until {paused_until.isoformat()}",
+                                  due_at=paused_until)
+                topic = payload.get("topic")
+                if isinstance(topic, str) and topic in prefs["topics_off"]:
+                    return Result(row, "suppressed", "suppressed", f"the customer turned off topic {topic}")
             if channel == "email" and customer["marketing_basis"] not in ("consent", "soft_opt_in"):
                 return Result(row, "suppressed", "suppressed",
                               f"no lawful basis for commercial email (marketing_basis={customer['marketing_basis']})")

@@ -135,9 +135,16 @@ def _campaign_values(spec: PlaybookSpec, key: str, version: int) -> dict:
                 spec=json.dumps(c.model_dump(mode="json"), ensure_ascii=False, sort_keys=True))
 
 
+def _stored_enabled(row) -> bool | None:
+    try:
+        return bool(json.loads(row["spec"] or "{}").get("enabled", True))
+    except (ValueError, AttributeError):
+        return None
+
+
 def sync_campaigns(conn: Connection, spec: PlaybookSpec, version: int, now: dt.datetime) -> dict[str, list[str]]:
     """One ``campaigns`` row per campaign key of the playbook: insert new ones, update changed ones
-    (status follows ``enabled``: active or paused), archive those no longer in the playbook. Rows that
+    (status follows ``enabled`` when that flag changes: active or paused), archive those no longer in the playbook. Rows that
     already match are not touched. The committed budget cost is kept."""
     rows = {r.key: r for r in conn.execute(select(CAMPAIGNS)).mappings()}
     outcome: dict[str, list[str]] = {"created": [], "updated": [], "archived": [], "unchanged": []}
@@ -148,7 +155,12 @@ def sync_campaigns(conn: Connection, spec: PlaybookSpec, version: int, now: dt.d
             conn.execute(insert(CAMPAIGNS).values(key=key, committed_cost_minor=0, created_at=now, updated_at=now,
                                                   **values))
             outcome["created"].append(key)
-        elif any(row[k] != v for k, v in values.items()):
+            continue
+        # a pause or resume made through the API/dashboard survives a re-plan: the status follows the
+        # playbook's ``enabled`` only when that flag changed (or the campaign comes back from archived)
+        if row["status"] != "archived" and _stored_enabled(row) == spec.campaigns[key].enabled:
+            values["status"] = row["status"]
+        if any(row[k] != v for k, v in values.items()):
             conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.id == row["id"]).values(updated_at=now, **values))
             outcome["updated"].append(key)
         else:

@@ -353,6 +353,9 @@ class CampaignSpec(_Strict):
     offers: list[str] = Field(default_factory=list, description="offer candidates for non-winback audiences")
     experiments: dict[str, Experiment] = Field(default_factory=dict)
     enabled: bool = True
+    topic: str | None = Field(None, pattern=KEY, description="the preference-centre topic of its messages "
+                                                              "(offers, product_updates, surveys, tips); "
+                                                              "default: by campaign key, else offers")
     reenroll_after: dt.timedelta | None = Field(None, description="allow a new enrollment this long after the "
                                                                   "last one ended (default: once per trigger)")
 

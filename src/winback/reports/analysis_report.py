@@ -119,6 +119,18 @@ def build_report(data: dict, path: Path) -> Path:
     return path
 
 
+def copy_state_feedback(settings, note=None) -> int:
+    """Bring what recipients told winback itself (the exit survey page, in the state store) into the
+    history before analysing it (idempotent; see :mod:`winback.ingest.web_surveys`)."""
+    from winback.history.store import open_history
+    from winback.ingest.web_surveys import copy_survey_responses
+
+    if note:
+        note("copying survey answers from the state store")
+    with open_history(settings.history_path) as con:
+        return copy_survey_responses(settings, con)
+
+
 def run_analysis(settings, observation_end: dt.datetime | None = None, *, write_report: bool = True,
                  note=None, refresh_segments: bool = True):
     """analyze + insights (profile) + segment refresh + store the scores + the HTML report."""
@@ -126,6 +138,7 @@ def run_analysis(settings, observation_end: dt.datetime | None = None, *, write_
     from winback.insights.service import build_insights
 
     note = note or (lambda _m: None)
+    copy_state_feedback(settings, note)
     outcome = analyze(settings, observation_end, note=note)
     insights = build_insights(settings, outcome, note=note)
     outcome.seconds.update({f"insights_{k}": v for k, v in insights.seconds.items()})

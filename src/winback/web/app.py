@@ -37,6 +37,31 @@ def plotly_js() -> Path:
     return Path(plotly.__file__).with_name("package_data") / "plotly.min.js"
 
 
+SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+                    (b"x-frame-options", b"DENY"))
+
+
+class SecurityHeaders:
+    """Adds the security headers to every HTTP response that does not set them itself."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {k.lower() for k, _ in headers}
+                headers += [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        return await self.app(scope, receive, send_with_headers)
+
+
 def create_app(settings: Settings, *, clock=None, engine=None, with_worker: bool = False) -> FastAPI:
     """The app for one workspace. ``clock`` defaults to the workspace clock (``now`` pins it)."""
 
@@ -56,6 +81,10 @@ def create_app(settings: Settings, *, clock=None, engine=None, with_worker: bool
                 stop.set()
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(worker_task, timeout=30)
+            event_writer = getattr(app.state, "event_writer", None)  # the live events' group commit
+            if event_writer is not None:
+                with contextlib.suppress(Exception):
+                    await event_writer.close()
             if app.state.own_engine:
                 app.state.engine.dispose()
 
@@ -99,21 +128,21 @@ def create_app(settings: Settings, *, clock=None, engine=None, with_worker: bool
             return Response(status_code=404)
         return FileResponse(path, headers={"Cache-Control": "public, max-age=3600"})
 
-    @app.middleware("http")
-    async def _security_headers(request: Request, call_next):
-        response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        return response
+    # a pure ASGI middleware: @app.middleware("http") (BaseHTTPMiddleware) cost ~1.5 ms per request
+    # here, a third of the live events endpoint's budget (benchmarks/bench_events.py)
+    from winback.web.api.fastpath import EventsFastPath
 
-    from winback.web import login
+    app.add_middleware(EventsFastPath)  # POST /api/v1/events with a cached API key skips FastAPI's routing
+    app.add_middleware(SecurityHeaders)  # outermost: every answer gets the headers
+
+    from winback.web import login, webhooks
     from winback.web.api import router as api_router
     from winback.web.pages import router as pages_router
     from winback.web.public import router as public_router
 
     app.include_router(public_router)
     app.include_router(login.router)
+    app.include_router(webhooks.router)
     app.include_router(api_router)
     app.include_router(pages_router)
     return app

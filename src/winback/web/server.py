@@ -27,7 +27,10 @@ def serve(settings: Settings, *, host: str | None = None, port: int | None = Non
     workers = workers or settings.web.workers
     if workers > 1:
         if settings.resolved_state_url.startswith("sqlite"):
-            workers = 1  # one writer process is what SQLite serves best; PostgreSQL scales out
+            # measured: two processes contending for SQLite's write lock served fewer events than one
+            # process with group commit (benchmarks/bench_events.py --workers 2); PostgreSQL scales out
+            workers = 1
+    if workers > 1:
         os.environ[ENV_WORKSPACE] = str(settings.workspace)
         os.environ[ENV_WORKER] = "0"  # several processes: run `winback worker` next to them instead
     if workers > 1:

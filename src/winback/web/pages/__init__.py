@@ -1,5 +1,13 @@
-"""The dashboard pages (server-rendered Jinja2)."""
+"""The dashboard pages (server-rendered Jinja2, Plotly served locally, little JavaScript).
 
-from fastapi import APIRouter
+* :mod:`views`   - the read-only pages (every role; the campaign preview needs a marketer);
+* :mod:`actions` - form posts (pause/resume, roll out a winner, suppressions, API keys), each
+  checking the role and the session's CSRF token before changing anything;
+* :mod:`data`    - the SQL (aggregated in the database, paginated);
+* :mod:`charts`  - Plotly figures built server-side as JSON.
+"""
 
-router = APIRouter(include_in_schema=False)
+from winback.web.pages import actions, views  # noqa: F401 - they register their routes
+from winback.web.pages.router import router
+
+__all__ = ["router"]
