@@ -94,3 +94,20 @@ def test_new_enrollments_get_the_winner_existing_keep_theirs(workspace, engine):
     assert {after[c] for c in later} == {"c"}  # holdout customers too: their assignment is recorded alike
     kept = set(before) - set(later)
     assert all(after[c] == before[c] for c in kept) and {before[c] for c in kept} == {"a", "b", "c"}
+
+
+def test_plan_rolls_winners_out_first_with_auto_rollout(workspace, engine, monkeypatch):
+    from typer.testing import CliRunner
+
+    from winback.cli.app import app as cli
+
+    _experiment(engine, {"a": 1, "b": 11})
+    monkeypatch.setenv("WINBACK_TRACKING__ROLLOUT_MIN_PER_VARIANT", "10")
+    monkeypatch.setenv("WINBACK_TRACKING__AUTO_ROLLOUT", "true")
+    result = CliRunner().invoke(cli, ["plan", "-w", str(workspace.workspace), "--json", "--explain", "1"])
+    with engine.connect() as conn:
+        decisions = [(r.experiment, r.winner, r.decided_by) for r in conn.execute(select(ExperimentDecision))]
+    assert decisions == [("offer_test", "b", "auto")]
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["rolled_out"] == [{"campaign": "winback_price", "experiment": "offer_test",
+                                                        "winner": "b"}]

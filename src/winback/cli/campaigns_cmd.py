@@ -32,11 +32,20 @@ def plan_cmd(
     from winback.campaigns.planner import plan
 
     settings = load_settings(workspace)
+    rolled_out = []
+    if settings.tracking.auto_rollout and not dry_run:  # judge experiments first: new enrollments get winners
+        from winback.tracking.rollout import evaluate_experiments
+
+        rolled_out = [{"campaign": e["campaign"], "experiment": e["experiment"], "winner": e["winner"]}
+                      for e in evaluate_experiments(settings) if e["decided"]]
     result = plan(settings, campaigns=campaign or None, dry_run=dry_run, explain=explain)
-    payload = {"ok": True, **result.as_dict()}
+    payload = {"ok": True, "rolled_out": rolled_out, **result.as_dict()}
     if json_output:
         emit_json(payload)
         return
+    for r in rolled_out:
+        out.print(f"rolled out {r['campaign']} / {r['experiment']}: {r['winner']} (auto_rollout)", markup=False,
+                  highlight=False)
     print_plan(payload)
 
 
