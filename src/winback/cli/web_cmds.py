@@ -25,6 +25,8 @@ def serve_cmd(
     with_worker: Annotated[bool, typer.Option("--with-worker", help="Also run the delivery worker in this "
                                                                     "process.")] = False,
     workers: Annotated[Optional[int], typer.Option(help="uvicorn processes (PostgreSQL only).", min=1)] = None,
+    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log",
+                                             help="Log every request (costs CPU under heavy event load).")] = True,
 ) -> None:
     """Serve the dashboard, the REST API and the links in messages (unsubscribe, tracking, surveys)."""
     from winback.web.server import serve
@@ -35,7 +37,7 @@ def serve_cmd(
     url = f"http://{host or settings.web.host}:{port or settings.web.port}"
     err.print(f"winback serving {settings.workspace} on {url} (dashboard {url}/, API {url}/api/docs)",
               markup=False, highlight=False)
-    serve(settings, host=host, port=port, with_worker=with_worker, workers=workers)
+    serve(settings, host=host, port=port, with_worker=with_worker, workers=workers, access_log=access_log)
 
 
 def _now(settings):

@@ -62,6 +62,31 @@ class SecurityHeaders:
         return await self.app(scope, receive, send_with_headers)
 
 
+def _install_events_fast_path(app: FastAPI) -> None:
+    """``POST /api/v1/events`` with a cached API key is answered by the outermost ASGI layer, before
+    Starlette's and FastAPI's own middleware (server errors, telemetry, body limit, exception
+    handlers), the routing and dependency solving (``winback.web.api.fastpath``). It wraps what
+    ``build_middleware_stack`` builds, so ``app`` stays the FastAPI app (state, TestClient, uvicorn)."""
+    from winback.web.api.fastpath import EventsFastPath
+
+    build = app.build_middleware_stack
+
+    def build_middleware_stack():
+        return EventsFastPath(build(), app, SECURITY_HEADERS)
+
+    app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
+
+
+def served(app: FastAPI):
+    """The ASGI callable the server runs: the events fast path in front of ``app`` (it answers
+    ``POST /api/v1/events`` with a cached API key without entering ``FastAPI.__call__``, whose
+    per-request telemetry check alone costs a tenth of that request's CPU; everything else, lifespan
+    included, goes to ``app``). Tests use ``app`` itself: the same fast path sits outermost in its stack."""
+    from winback.web.api.fastpath import EventsFastPath
+
+    return EventsFastPath(app, app, SECURITY_HEADERS)
+
+
 def create_app(settings: Settings, *, clock=None, engine=None, with_worker: bool = False) -> FastAPI:
     """The app for one workspace. ``clock`` defaults to the workspace clock (``now`` pins it)."""
 
@@ -130,10 +155,8 @@ def create_app(settings: Settings, *, clock=None, engine=None, with_worker: bool
 
     # a pure ASGI middleware: @app.middleware("http") (BaseHTTPMiddleware) cost ~1.5 ms per request
     # here, a third of the live events endpoint's budget (benchmarks/bench_events.py)
-    from winback.web.api.fastpath import EventsFastPath
-
-    app.add_middleware(EventsFastPath)  # POST /api/v1/events with a cached API key skips FastAPI's routing
-    app.add_middleware(SecurityHeaders)  # outermost: every answer gets the headers
+    app.add_middleware(SecurityHeaders)  # every answer of the stack gets the headers
+    _install_events_fast_path(app)
 
     from winback.web import login, webhooks
     from winback.web.api import router as api_router

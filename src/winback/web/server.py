@@ -12,10 +12,10 @@ ENV_WORKER = "WINBACK_SERVE_WITH_WORKER"
 
 def app_factory():
     """For uvicorn's ``--factory`` (several worker processes): the workspace comes from the environment."""
-    from winback.web.app import create_app
+    from winback.web.app import create_app, served
 
     settings = load_settings(os.environ.get(ENV_WORKSPACE, "."))
-    return create_app(settings, with_worker=os.environ.get(ENV_WORKER) == "1")
+    return served(create_app(settings, with_worker=os.environ.get(ENV_WORKER) == "1"))
 
 
 def serve(settings: Settings, *, host: str | None = None, port: int | None = None, with_worker: bool = False,
@@ -37,7 +37,7 @@ def serve(settings: Settings, *, host: str | None = None, port: int | None = Non
         uvicorn.run("winback.web.server:app_factory", factory=True, host=host, port=port, workers=workers,
                     log_level=log_level, access_log=access_log, proxy_headers=True)
         return
-    from winback.web.app import create_app
+    from winback.web.app import create_app, served
 
-    uvicorn.run(create_app(settings, with_worker=with_worker), host=host, port=port, log_level=log_level,
+    uvicorn.run(served(create_app(settings, with_worker=with_worker)), host=host, port=port, log_level=log_level,
                 access_log=access_log, proxy_headers=True)

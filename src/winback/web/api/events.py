@@ -103,6 +103,11 @@ async def accept_event(state, event: EventIn) -> tuple[int, dict]:
     """Store one validated event: (HTTP status, JSON body). Shared by the route and the fast path."""
     pending = _pending(event, state.clock.now())
     outcome: Outcome = (await writer_of_state(state).submit([pending]))[0]
+    return answer_of(event, outcome)
+
+
+def answer_of(event: EventIn, outcome: Outcome) -> tuple[int, dict]:
+    """The answer (HTTP status, JSON body) to one event's outcome."""
     if outcome.status in ("stored", "duplicate"):
         return 200, {"event_id": event.event_id, "duplicate": outcome.status == "duplicate",
                      "customer_id": outcome.customer_id}

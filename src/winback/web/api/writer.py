@@ -1,11 +1,13 @@
 """Group commit for live events: many requests, one transaction, every answer after the commit.
 
 A transaction with its fsync per request caps an embedded SQLite store at a few hundred events per
-second. Instead each request puts its validated events on an asyncio queue and waits; one writer
-task takes everything that is waiting (up to ``max_batch`` events), writes it in one transaction
-in a worker thread (so the event loop keeps accepting requests), commits, and only then resolves
-each request's future. The answer therefore never runs ahead of the data: an acknowledged event is
-committed.
+second. Instead each request puts its validated events on a queue (``queue.SimpleQueue``) and waits
+on an asyncio future; one long-lived writer thread takes everything that is waiting (up to
+``max_batch`` events), writes it in one transaction on a connection it keeps, commits, and only then
+resolves the futures - one ``call_soon_threadsafe`` per batch and event loop, not per request. The
+answer therefore never runs ahead of the data: an acknowledged event is committed. (The event loop
+never hops to a thread per batch or per request; the writer's connection is released after
+``IDLE_SECONDS`` without events.)
 
 Durability: on SQLite the writer's connection runs ``PRAGMA synchronous=FULL`` (WAL + FULL syncs the
 WAL on every commit: an acknowledged event survives a power loss, not only a process crash; the
@@ -30,8 +32,10 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import queue
+import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy import Engine, select
 
@@ -67,10 +71,18 @@ class Outcome:
     field: str | None = None  # the request field a rejection is about
 
 
-@dataclass
-class _Job:
-    events: list[PendingEvent]
-    future: asyncio.Future = field(repr=False)
+_STOP = object()  # put on the queue by close(): the writer thread ends after what came before it
+IDLE_SECONDS = 10.0  # the writer thread gives its connection back after this long without events
+
+
+def _resolve(done: list, error: BaseException | None) -> None:
+    """On the event loop: answer the requests of one committed (or failed) batch."""
+    for future, result in done:
+        if not future.done():  # the client may have gone away; the events are stored anyway
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
 
 
 def canonical_json(value) -> str:
@@ -96,75 +108,120 @@ class _LRU(OrderedDict):
 
 
 class EventWriter:
-    """One per app: the queue, the writer task and the customer-id cache."""
+    """One per app: the queue, the writer thread (and its connection) and the customer-id cache."""
 
     def __init__(self, engine: Engine, *, max_batch: int = 2000, cache_size: int = 200_000):
         self.engine = engine
         self.max_batch = max_batch
         self.customers = _LRU(cache_size)  # (source or None, external id) -> internal id
         self.known_ids = _LRU(cache_size)  # internal ids seen to exist -> True
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._queue: asyncio.Queue | None = None
-        self._task: asyncio.Task | None = None
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()  # (events, future, loop) or _STOP
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._conn = None  # the writer thread's SQLAlchemy connection (only that thread touches it)
         self.batches = 0
         self.written = 0
 
     # --- the asyncio side -----------------------------------------------------------------------
 
-    def _ensure(self) -> asyncio.Queue:
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop or self._task is None or self._task.done():
-            self._loop = loop
-            self._queue = asyncio.Queue()
-            self._task = loop.create_task(self._run(self._queue), name="winback-event-writer")
-        return self._queue
-
     async def submit(self, events: list[PendingEvent]) -> list[Outcome]:
         """Outcomes in the order of ``events``, after their transaction committed."""
-        queue = self._ensure()
-        future = asyncio.get_running_loop().create_future()
-        queue.put_nowait(_Job(events, future))
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            self._start()
+        self._queue.put((events, future, loop))
         return await future
 
-    async def _run(self, queue: asyncio.Queue) -> None:
-        while True:
-            jobs = [await queue.get()]
-            size = len(jobs[0].events)
-            while size < self.max_batch and not queue.empty():
-                job = queue.get_nowait()
-                jobs.append(job)
-                size += len(job.events)
-            try:
-                results = await asyncio.to_thread(self.write, [j.events for j in jobs])
-            except asyncio.CancelledError:
-                for j in jobs:
-                    if not j.future.done():
-                        j.future.cancel()
-                raise
-            except Exception as exc:  # noqa: BLE001 - every waiting request gets the error
-                log.exception("event batch failed")
-                for j in jobs:
-                    if not j.future.done():
-                        j.future.set_exception(exc)
-                continue
-            for j, result in zip(jobs, results):
-                if not j.future.done():  # the client may have gone away; the events are stored anyway
-                    j.future.set_result(result)
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="winback-event-writer", daemon=True)
+                self._thread.start()
 
     async def close(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
+        """Write what is queued, stop the thread and release its connection."""
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            self._queue.put(_STOP)
+            await asyncio.to_thread(thread.join, 30)
 
-    # --- the database side (runs in a worker thread, one batch at a time) -------------------------
+    # --- the writer thread ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        q = self._queue
+        try:
+            while True:
+                try:
+                    first = q.get(timeout=IDLE_SECONDS)
+                except queue.Empty:
+                    self._release()  # idle: give the connection back to the pool
+                    first = q.get()
+                if first is _STOP:
+                    return
+                jobs = [first]
+                size = len(first[0])
+                stop = False
+                while size < self.max_batch:
+                    try:
+                        job = q.get_nowait()
+                    except queue.Empty:
+                        break
+                    if job is _STOP:
+                        stop = True
+                        break
+                    jobs.append(job)
+                    size += len(job[0])
+                error: BaseException | None = None
+                results: list = []
+                try:
+                    results = self.write([j[0] for j in jobs])
+                except Exception as exc:  # noqa: BLE001 - every waiting request gets the error
+                    log.exception("event batch failed")
+                    error = exc
+                by_loop: dict = {}
+                for k, job in enumerate(jobs):
+                    by_loop.setdefault(job[2], []).append((job[1], None if error else results[k]))
+                for loop, done in by_loop.items():
+                    try:
+                        loop.call_soon_threadsafe(_resolve, done, error)
+                    except RuntimeError:  # that loop is closed: nobody waits for these answers
+                        pass
+                if stop:
+                    return
+        finally:
+            self._release()
+
+    def _connection(self):
+        conn = self._conn
+        if conn is None or conn.closed or conn.invalidated:
+            self._release()
+            conn = self.engine.connect()
+            if self.engine.dialect.name == "sqlite":
+                # outside a transaction, on the DBAPI connection (the begin hook is not involved); the
+                # connection stays the writer's, so this is set once per connection
+                conn.connection.dbapi_connection.execute("PRAGMA synchronous=FULL")
+                conn.execution_options(winback_begin="IMMEDIATE")
+            self._conn = conn
+        return conn
+
+    def _release(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if not conn.closed and not conn.invalidated and self.engine.dialect.name == "sqlite":
+                conn.connection.dbapi_connection.execute("PRAGMA synchronous=NORMAL")  # back to the app's
+            conn.close()
+        except Exception:  # noqa: BLE001 - a broken connection: the pool replaces it
+            log.debug("closing the event writer's connection failed", exc_info=True)
 
     def write(self, jobs: list[list[PendingEvent]]) -> list[list[Outcome]]:
         try:
             return self._write(jobs)
         except Exception:  # noqa: BLE001
+            self._release()  # the connection may be broken: the next transaction takes a fresh one
             if len(jobs) == 1:
                 raise
             # one bad job (e.g. a customer deleted behind the cache's back) must not fail the others
@@ -176,65 +233,64 @@ class EventWriter:
                 try:
                     out.append(self._write([job]))
                 except Exception as exc:  # noqa: BLE001
+                    self._release()
                     log.exception("event request failed")
                     out.append([[Outcome("error", detail=f"could not store the event: {type(exc).__name__}")
                                  for _ in job]])
             return [o[0] for o in out]
 
     def _write(self, jobs: list[list[PendingEvent]]) -> list[list[Outcome]]:
-        flat = [e for job in jobs for e in job]
-        sqlite = self.engine.dialect.name == "sqlite"
-        with self.engine.connect() as conn:
-            if sqlite:
-                # outside a transaction, on the DBAPI connection (the begin hook is not involved)
-                conn.connection.dbapi_connection.execute("PRAGMA synchronous=FULL")
-                conn = conn.execution_options(winback_begin="IMMEDIATE")
-            with conn.begin():
-                who = self._resolve(conn, flat)
-                outcomes: list[Outcome | None] = [None] * len(flat)
-                first: dict[str, int] = {}
-                rows: list[dict] = []
-                for i, e in enumerate(flat):
-                    cid = who[i]
-                    if isinstance(cid, Outcome):
-                        outcomes[i] = cid
-                        continue
-                    if e.event_id in first:
-                        continue  # compared with the first copy below
-                    first[e.event_id] = i
-                    rows.append({"event_id": e.event_id, "customer_id": cid, "type": e.type,
-                                 "occurred_at": e.occurred_at, "received_at": e.received_at, "source": "api",
-                                 "properties": e.properties})
-                inserted = _insert_events(conn, rows)
-                existing_ids = [r["event_id"] for r in rows if r["event_id"] not in inserted]
-                stored: dict[str, dict] = {}
-                for start in range(0, len(existing_ids), 1000):
-                    part = existing_ids[start:start + 1000]
-                    for r in conn.execute(select(EVENTS.c.event_id, EVENTS.c.customer_id, EVENTS.c.type,
-                                                 EVENTS.c.occurred_at, EVENTS.c.properties)
-                                          .where(EVENTS.c.event_id.in_(part))).mappings():
-                        stored[r["event_id"]] = dict(r)
-                by_id = {r["event_id"]: r for r in rows}
-                for i, e in enumerate(flat):
-                    if outcomes[i] is not None:
-                        continue
-                    cid = who[i]
-                    if first[e.event_id] == i and e.event_id in inserted:
+        flat = jobs[0] if len(jobs) == 1 else [e for job in jobs for e in job]
+        conn = self._connection()
+        with conn.begin():
+            who = self._resolve(conn, flat)
+            outcomes: list[Outcome | None] = [None] * len(flat)
+            first: dict[str, int] = {}
+            rows: list[tuple] = []
+            for i, e in enumerate(flat):
+                cid = who[i]
+                if cid.__class__ is Outcome:
+                    outcomes[i] = cid
+                    continue
+                if e.event_id in first:
+                    continue  # compared with the first copy below
+                first[e.event_id] = i
+                rows.append((e.event_id, cid, e.type, e.occurred_at, e.received_at, e.properties))
+            inserted = _insert_events(conn, rows)
+            existing_ids = [r[0] for r in rows if r[0] not in inserted]
+            stored: dict[str, dict] = {}
+            for start in range(0, len(existing_ids), 1000):
+                part = existing_ids[start:start + 1000]
+                for r in conn.execute(select(EVENTS.c.event_id, EVENTS.c.customer_id, EVENTS.c.type,
+                                             EVENTS.c.occurred_at, EVENTS.c.properties)
+                                      .where(EVENTS.c.event_id.in_(part))).mappings():
+                    stored[r["event_id"]] = dict(r)
+            by_id: dict[str, dict] | None = None  # built when a batch holds two copies of an inserted id
+            for i, e in enumerate(flat):
+                if outcomes[i] is not None:
+                    continue
+                cid = who[i]
+                if e.event_id in inserted:
+                    if first[e.event_id] == i:
                         outcomes[i] = Outcome("stored", cid)
                         continue
-                    if e.event_id in inserted:  # a later copy of an id this batch inserted
-                        reference = by_id[e.event_id]
-                    else:
-                        reference = stored.get(e.event_id)
-                    if reference is None:  # pragma: no cover - not inserted yet not there
-                        outcomes[i] = Outcome("error", cid, "the event was neither stored nor found")
-                        continue
-                    diff = _differences(reference, cid, e)
-                    outcomes[i] = Outcome("conflict", cid, f"event_id {e.event_id!r} was already stored with "
-                                                           f"different {', '.join(diff)}") if diff \
-                        else Outcome("duplicate", cid)
+                    if by_id is None:  # a later copy of an id this batch inserted
+                        by_id = {r[0]: {"type": r[2], "customer_id": r[1], "occurred_at": r[3], "properties": r[5]}
+                                 for r in rows}
+                    reference = by_id.get(e.event_id)
+                else:
+                    reference = stored.get(e.event_id)
+                if reference is None:  # pragma: no cover - not inserted yet not there
+                    outcomes[i] = Outcome("error", cid, "the event was neither stored nor found")
+                    continue
+                diff = _differences(reference, cid, e)
+                outcomes[i] = Outcome("conflict", cid, f"event_id {e.event_id!r} was already stored with "
+                                                       f"different {', '.join(diff)}") if diff \
+                    else Outcome("duplicate", cid)
         self.batches += 1
         self.written += len(inserted)
+        if len(jobs) == 1:
+            return [outcomes]  # type: ignore[list-item]
         out: list[list[Outcome]] = []
         pos = 0
         for job in jobs:
@@ -260,10 +316,12 @@ class EventWriter:
         found: dict[str, list[tuple[str, int]]] = {}
         if wanted_ext:
             ext = sorted(wanted_ext)
+            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
             for start in range(0, len(ext), 1000):
-                for source, external_id, cid in conn.execute(
-                        select(CUSTOMERS.c.source, CUSTOMERS.c.external_id, CUSTOMERS.c.id)
-                        .where(CUSTOMERS.c.external_id.in_(ext[start:start + 1000]))):
+                part = ext[start:start + 1000]
+                for source, external_id, cid in _driver_rows(
+                        conn, f"SELECT source, external_id, id FROM {CUSTOMERS.name} WHERE external_id IN "
+                              f"({', '.join([mark] * len(part))})", tuple(part)):
                     found.setdefault(external_id, []).append((source, cid))
                     self.customers.put((source, external_id), cid)
             for external_id, matches in found.items():
@@ -308,14 +366,26 @@ _CHUNK = 500  # rows per statement: 3,500 parameters (SQLite allows 32,766, Post
 _SQL: dict[tuple[str, int], str] = {}
 
 
-def _insert_events(conn, rows: list[dict]) -> set[str]:
+def _driver_rows(conn, sql: str, params: tuple) -> list[tuple]:
+    """Rows of one statement run on the DBAPI cursor of ``conn`` (inside its transaction): SQLAlchemy's
+    per-execution work (contexts, result objects) was most of the writer's CPU."""
+    cur = conn.connection.dbapi_connection.cursor()
+    try:
+        cur.execute(sql, params)
+        return cur.fetchall()
+    finally:
+        cur.close()
+
+
+def _insert_events(conn, rows: list[tuple]) -> set[str]:
     """``INSERT ... ON CONFLICT (event_id) DO NOTHING RETURNING event_id`` as one multi-row statement
-    per chunk, through the driver: SQLAlchemy's per-execution work was most of the writer's CPU.
-    Values go through the columns' own bind processors, so they are stored exactly as the ORM would."""
+    per chunk, through the driver. ``rows``: (event_id, customer_id, type, occurred_at, received_at,
+    properties). Times go through the column's own bind processor, so they are stored exactly as the
+    ORM would store them."""
     if not rows:
         return set()
     dialect = conn.dialect
-    at = EVENTS.c.occurred_at.type.bind_processor(dialect) or (lambda v: v)
+    at = _bind_time(dialect)
     placeholder = "?" if dialect.paramstyle == "qmark" else "%s"
     inserted: set[str] = set()
     for start in range(0, len(rows), _CHUNK):
@@ -324,14 +394,23 @@ def _insert_events(conn, rows: list[dict]) -> set[str]:
         sql = _SQL.get(key)
         if sql is None:
             one = "(" + ", ".join([placeholder] * len(_COLUMNS)) + ")"
-            sql = _SQL[key] = (f"INSERT INTO customer_events ({', '.join(_COLUMNS)}) VALUES "
+            sql = _SQL[key] = (f"INSERT INTO {EVENTS.name} ({', '.join(_COLUMNS)}) VALUES "
                                f"{', '.join([one] * len(part))} ON CONFLICT (event_id) DO NOTHING RETURNING event_id")
         params: list = []
-        for r in part:
-            params += (r["event_id"], r["customer_id"], r["type"], at(r["occurred_at"]), at(r["received_at"]),
-                       r["source"], r["properties"])
-        inserted.update(v for (v,) in conn.exec_driver_sql(sql, tuple(params)))
+        for event_id, cid, type_, occurred_at, received_at, properties in part:
+            params += (event_id, cid, type_, at(occurred_at), at(received_at), "api", properties)
+        inserted.update(v for (v,) in _driver_rows(conn, sql, tuple(params)))
     return inserted
+
+
+_BIND_TIME: dict[str, object] = {}
+
+
+def _bind_time(dialect):
+    fn = _BIND_TIME.get(dialect.name)
+    if fn is None:
+        fn = _BIND_TIME[dialect.name] = EVENTS.c.occurred_at.type.bind_processor(dialect) or (lambda v: v)
+    return fn
 
 
 def create_customer(conn, source: str, external_id: str, *, now: dt.datetime, **fields) -> int:
