@@ -24,12 +24,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def workspace_sent(tmp_path_factory):
     return build_sent_workspace(tmp_path_factory.mktemp("e2e"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def server(workspace_sent):
     """The app on a free local port: ``{"url", "app", "settings"}``."""
     import uvicorn
@@ -54,10 +54,11 @@ def server(workspace_sent):
         thread.join(timeout=15)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(server):
     # after the server: Playwright's sync API runs an event loop in this thread, and building the
-    # workspace (asyncio.run in the simulated worker) must happen before it starts
+    # workspace (asyncio.run in the simulated worker) must happen before it starts. Package scope:
+    # the loop ends with the e2e tests, so later tests may call asyncio.run again
     if not shutil.which(CHROMIUM):  # a failure, not a skip: `make test` installs it (target `browser`)
         pytest.fail(f"Debian's chromium is not installed at {CHROMIUM}: run `make browser`")
     from playwright import sync_api
