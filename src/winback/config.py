@@ -172,6 +172,66 @@ class TrackingSettings(BaseModel):
     rollout_probability: float = Field(0.95, gt=0.5, lt=1, description="P(best) a winner needs")
 
 
+RETRY_PRESETS: dict[str, list[float]] = {
+    # DOMAIN.md step 10: retries 1, 3 and 7 days after the first failure
+    "default": [1, 3, 7],
+    # like Stripe's recommended Smart Retries setting: up to 8 tries within 2 weeks
+    "eight_in_two_weeks": [1, 2, 4, 6, 8, 10, 12, 14],
+}
+
+
+class DunningSettings(BaseModel):
+    """Failed payments: gateway, webhooks, retry policy, grace period, customer notices (``[dunning]``)."""
+
+    gateway: str = Field("sandbox", pattern="^(sandbox|stripe)$", description="sandbox (offline, simulated issuers) "
+                         "or stripe (the official SDK)")
+    stripe_api_key: str | None = Field(None, description="Stripe secret key (or WINBACK_DUNNING__STRIPE_API_KEY)")
+    stripe_api_base: str | None = Field(None, description="override Stripe's API address (tests, proxies)")
+    stripe_webhook_secrets: list[str] = Field([], description="Stripe endpoint signing secrets (whsec_...); several "
+                                              "while rolling a secret")
+    standard_webhook_secrets: list[str] = Field([], description="Standard Webhooks secrets (whsec_<base64>) of "
+                                                "other billing systems")
+    webhook_tolerance_seconds: int = Field(300, ge=1, le=3600, description="reject signed webhooks older or newer "
+                                           "than this")
+    retry_schedule: str = Field("default", description="default (1, 3, 7 days), eight_in_two_weeks, or custom "
+                                "(use retry_days)")
+    retry_days: list[float] | None = Field(None, description="days after the first failure at which soft declines "
+                                           "are retried (overrides retry_schedule)")
+    quick_retry_base_seconds: float = Field(60.0, gt=0, description="gateway errors and timeouts: first retry after "
+                                            "this; doubles each time")
+    quick_retry_max_seconds: float = Field(3600.0, gt=0, description="... at most this long")
+    quick_retry_limit: int = Field(5, ge=0, le=20, description="gateway errors in a row before falling back to the "
+                                   "schedule")
+    max_attempts_per_card: int = Field(10, ge=1, le=10, description="charges per card in any 30 days (card networks "
+                                       "penalise more)")
+    grace_days: float = Field(14.0, ge=0, description="access is kept this long after the first failure; the "
+                              "subscription ends when retries are over and the grace period has passed")
+    on_exhausted: str = Field("cancel", pattern="^(cancel|pause)$", description="cancel or pause the subscription "
+                              "when dunning gives up")
+    lookup_after_hours: float = Field(24.0, gt=0, description="retries later than this after the first attempt look "
+                                      "the invoice up first instead of relying on the idempotency key")
+    notices: bool = Field(True, description="e-mail the customer when a payment fails (sequence below)")
+    notice_days: list[float] = Field([0, 3, 7], description="failed-payment e-mails: days after the first failure; "
+                                     "a last notice goes out 2 days before the grace period ends")
+    expiry_reminder_days: list[int] = Field([30, 15, 7], description="remind this many days before a card expires")
+    card_link_days: int = Field(7, ge=1, le=60, description="card-update links expire after this many days")
+    lease_seconds: float = Field(120.0, gt=0, description="a claimed case returns to the queue after this")
+    timeout_seconds: float = Field(30.0, gt=0, description="gateway call timeout")
+
+    def retry_offsets(self) -> list[float]:
+        """Days after the first failure at which soft declines are retried, ascending."""
+        if self.retry_days:
+            days = self.retry_days
+        else:
+            if self.retry_schedule not in RETRY_PRESETS:
+                raise ConfigError(f"[dunning] retry_schedule: {self.retry_schedule!r} is not one of "
+                                  f"{', '.join(RETRY_PRESETS)} (or set retry_days)")
+            days = RETRY_PRESETS[self.retry_schedule]
+        if any(d <= 0 for d in days) or sorted(days) != list(days):
+            raise ConfigError(f"[dunning] retry_days must be ascending and above 0, got {list(days)}")
+        return [float(d) for d in days]
+
+
 class WebSettings(BaseModel):
     """`winback serve` (``[web]``)."""
 
@@ -197,6 +257,7 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = DeliverySettings()
     tracking: TrackingSettings = TrackingSettings()
     web: WebSettings = WebSettings()
+    dunning: DunningSettings = DunningSettings()
     secret_key: str | None = Field(None, description="signs links (unsubscribe, surveys, card update); "
                                                      "`winback init` writes a random one")
     workspace: Path = Path(".")

@@ -18,7 +18,8 @@ from sqlalchemy.engine import make_url
 PG_URL = os.environ.get("WINBACK_TEST_DATABASE_URL", "").strip()
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 DEMO_NOW = "2025-12-31T10:00:00Z"
-CAMPAIGN_TABLES = ("conversions", "tracking_events", "survey_responses", "customer_preferences", "experiment_decisions",
+CAMPAIGN_TABLES = ("dunning_attempts", "dunning_cases", "billing_payment_methods", "billing_subscriptions",
+                   "sandbox_charges", "sandbox_cards", "conversions", "tracking_events", "survey_responses", "customer_preferences", "experiment_decisions",
                    "webhook_events", "delivery_attempts", "call_tasks", "outbox_messages", "enrollments", "coupons", "customer_events",
                    "send_counters", "suppressions", "campaigns", "playbook_versions")
 

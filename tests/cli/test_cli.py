@@ -33,7 +33,7 @@ def test_init_status_ingest_json(tmp_path):
     assert counts["state_store"]["tables"]["customers"] == 1
     assert counts["history_store"]["tables"]["customers"] == 1
     assert counts["history_store"]["tables"]["orders"] == 0
-    assert counts["state_store"]["revision"] == "0006"
+    assert counts["state_store"]["revision"] == "0007"
 
 
 def test_rejected_import_json_lists_every_error(tmp_path):

@@ -55,7 +55,7 @@ def test_winback_serve_answers_health_and_openapi(sqlite_workspace):
             except OSError:
                 assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
                 time.sleep(0.1)
-        assert body == {"ok": True, "version": body["version"], "schema": "0006"}
+        assert body == {"ok": True, "version": body["version"], "schema": "0007"}
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/openapi.json", timeout=5) as r:
             spec = json.loads(r.read())
         assert "/api/v1/events" in spec["paths"] and "/api/v1/customers" in spec["paths"]
