@@ -101,6 +101,8 @@ class DunningCase(Base):
     retry_index: Mapped[int] = mapped_column(Integer, nullable=False, default=0)  # scheduled retries used
     quick_retries: Mapped[int] = mapped_column(Integer, nullable=False, default=0)  # gateway-error retries in a row
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())  # null: nothing scheduled
+    next_trigger: Mapped[str | None] = mapped_column(String(16))
+    # what next_attempt_at does: schedule | quick | customer_update | card_updater | cap | exhaust
     needs_update: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)  # hard decline: new card
     payment_method_ref: Mapped[str | None] = mapped_column(String(255))  # the card that failed last
     grace_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())

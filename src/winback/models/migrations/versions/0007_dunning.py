@@ -1,8 +1,8 @@
-"""dunning: billing subscriptions, payment methods, cases, attempts, sandbox
+"""dunning: billing subscriptions, payment methods, cases, attempts, sandbox books
 
 Revision ID: 0007
 Revises: 0006
-Create Date: 2026-12-03 21:04:30.037282
+Create Date: 2026-12-03 21:08:16.569325
 """
 from alembic import op
 import sqlalchemy as sa
@@ -25,8 +25,8 @@ def upgrade() -> None:
     sa.Column('exp_year', sa.Integer(), nullable=False),
     sa.Column('fingerprint', sa.String(length=64), nullable=False),
     sa.Column('behaviour', sa.String(length=64), nullable=False),
-    sa.Column('recovers_at', winback.models.base.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', winback.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('recovers_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('payment_method_ref', name=op.f('pk_sandbox_cards'))
     )
     with op.batch_alter_table('sandbox_cards', schema=None) as batch_op:
@@ -41,7 +41,7 @@ def upgrade() -> None:
     sa.Column('currency', sa.String(length=3), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('decline_code', sa.String(length=64), nullable=True),
-    sa.Column('created_at', winback.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_sandbox_charges')),
     sa.UniqueConstraint('idempotency_key', name=op.f('uq_sandbox_charges_idempotency_key'))
     )
@@ -61,8 +61,8 @@ def upgrade() -> None:
     sa.Column('fingerprint', sa.String(length=64), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('updated_via', sa.String(length=16), nullable=False),
-    sa.Column('event_at', winback.models.base.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('updated_at', winback.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('event_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_billing_payment_methods_customer_id_customers'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_billing_payment_methods')),
     sa.UniqueConstraint('provider', 'external_id', name='uq_billing_payment_methods_provider_ref')
@@ -82,10 +82,10 @@ def upgrade() -> None:
     sa.Column('mrr_minor', sa.BigInteger(), nullable=True),
     sa.Column('currency', sa.String(length=3), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('current_period_end', winback.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('current_period_end', sa.DateTime(timezone=True), nullable=True),
     sa.Column('payment_method_ref', sa.String(length=255), nullable=True),
-    sa.Column('event_at', winback.models.base.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('updated_at', winback.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('event_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_billing_subscriptions_customer_id_customers'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_billing_subscriptions')),
     sa.UniqueConstraint('provider', 'external_id', name='uq_billing_subscriptions_provider_ref')
@@ -105,7 +105,7 @@ def upgrade() -> None:
     sa.Column('currency', sa.String(length=3), nullable=True),
     sa.Column('mrr_minor', sa.BigInteger(), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('first_failed_at', winback.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('first_failed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('first_decline_code', sa.String(length=64), nullable=True),
     sa.Column('first_category', sa.String(length=16), nullable=True),
     sa.Column('last_decline_code', sa.String(length=64), nullable=True),
@@ -113,19 +113,20 @@ def upgrade() -> None:
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('retry_index', sa.Integer(), nullable=False),
     sa.Column('quick_retries', sa.Integer(), nullable=False),
-    sa.Column('next_attempt_at', winback.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('next_trigger', sa.String(length=16), nullable=True),
     sa.Column('needs_update', sa.Boolean(), nullable=False),
     sa.Column('payment_method_ref', sa.String(length=255), nullable=True),
-    sa.Column('grace_until', winback.models.base.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('recovered_at', winback.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('grace_until', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('recovered_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('recovered_by', sa.String(length=16), nullable=True),
-    sa.Column('closed_at', winback.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('closed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('close_reason', sa.String(length=32), nullable=True),
-    sa.Column('event_at', winback.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('event_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('claimed_by', sa.String(length=128), nullable=True),
-    sa.Column('lease_until', winback.models.base.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', winback.models.base.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', winback.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('lease_until', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_dunning_cases_customer_id_customers'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_dunning_cases')),
     sa.UniqueConstraint('provider', 'invoice_ref', name='uq_dunning_cases_provider_invoice_ref')
@@ -149,8 +150,8 @@ def upgrade() -> None:
     sa.Column('message', sa.Text(), nullable=True),
     sa.Column('gateway_ref', sa.String(length=255), nullable=True),
     sa.Column('worker', sa.String(length=128), nullable=True),
-    sa.Column('started_at', winback.models.base.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('finished_at', winback.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['case_id'], ['dunning_cases.id'], name=op.f('fk_dunning_attempts_case_id_dunning_cases'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_dunning_attempts')),
     sa.UniqueConstraint('idempotency_key', name=op.f('uq_dunning_attempts_idempotency_key'))
