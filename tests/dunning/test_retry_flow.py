@@ -103,7 +103,10 @@ def test_gateway_errors_back_off_quickly_then_rejoin_the_schedule(world):
     world.run(T0 + DAY + dt.timedelta(seconds=180))
     world.run(T0 + DAY + dt.timedelta(seconds=180 + 240))  # reaches the issuer: declined, soft
     attempts = our_attempts(world, "in_1")
-    assert [a["category"] for a in attempts] == ["gateway", "gateway", "gateway", "soft"]
+    # a timeout and a 429 leave the attempt in flight: asked again with the same key; a 500 is answered
+    assert [(a["category"], a["status"]) for a in attempts] == [("gateway", "error"), ("soft", "failed")]
+    assert attempts[0]["idempotency_key"] != attempts[1]["idempotency_key"]
+    assert len([c for c in world.gateway.calls if c[0] == "charge"]) == 4
     case = world.case("in_1")
     assert case["next_trigger"] == "schedule" and case["next_attempt_at"] == T0 + 3 * DAY
 

@@ -28,6 +28,7 @@ from winback.dunning.policy import Policy, after_failure, cap_allows, classify
 from winback.kit.db import write_transaction
 
 log = logging.getLogger(__name__)
+UNANSWERED = ("timeout", "api_connection_error", "rate_limit")
 
 
 def claim_due(engine: Engine, worker: str, now: dt.datetime, lease_seconds: float, limit: int,
@@ -214,11 +215,19 @@ class Retrier:
         category = classify(result.decline_code) if result.status in ("failed", "error") else None
         if result.status == "error":
             category = "gateway"
+        # no answer (timeout, connection, 429): the provider may or may not have charged. The attempt stays
+        # in flight and the quick retry asks again with the same key (Stripe replays or runs it once).
+        unanswered = result.status == "error" and result.decline_code in UNANSWERED
         with write_transaction(self.engine) as conn:
-            conn.execute(update(ATTEMPTS).where(ATTEMPTS.c.id == attempt["id"], ATTEMPTS.c.status == "started")
-                         .values(status=status, decline_code=result.decline_code, category=category,
-                                 message=(result.message or "")[:500] or None, gateway_ref=result.gateway_ref,
-                                 finished_at=now))
+            if unanswered:
+                conn.execute(update(ATTEMPTS).where(ATTEMPTS.c.id == attempt["id"], ATTEMPTS.c.status == "started")
+                             .values(message=f"no answer ({result.decline_code}); asking again with the same key",
+                                     category="gateway", decline_code=result.decline_code))
+            else:
+                conn.execute(update(ATTEMPTS).where(ATTEMPTS.c.id == attempt["id"], ATTEMPTS.c.status == "started")
+                             .values(status=status, decline_code=result.decline_code, category=category,
+                                     message=(result.message or "")[:500] or None, gateway_ref=result.gateway_ref,
+                                     finished_at=now))
             fresh = _fresh(conn, case["id"])
             if fresh["claimed_by"] != self.worker:
                 return {**outcome, "outcome": "lost_lease"}
