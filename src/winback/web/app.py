@@ -158,7 +158,7 @@ def create_app(settings: Settings, *, clock=None, engine=None, with_worker: bool
     app.add_middleware(SecurityHeaders)  # every answer of the stack gets the headers
     _install_events_fast_path(app)
 
-    from winback.web import login, webhooks
+    from winback.web import billing_webhooks, login, webhooks
     from winback.web.api import router as api_router
     from winback.web.pages import router as pages_router
     from winback.web.public import router as public_router
@@ -166,6 +166,7 @@ def create_app(settings: Settings, *, clock=None, engine=None, with_worker: bool
     app.include_router(public_router)
     app.include_router(login.router)
     app.include_router(webhooks.router)
+    app.include_router(billing_webhooks.router)
     app.include_router(api_router)
     app.include_router(pages_router)
     return app
