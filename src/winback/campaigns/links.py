@@ -5,7 +5,8 @@ Paths under ``sender.base_url``:
 * ``/u/TOKEN`` - unsubscribe: one-click POST (RFC 8058) or a GET confirmation page;
 * ``/p/TOKEN`` - the preference centre (topics, pause for 30 or 90 days);
 * ``/s/TOKEN`` - the exit survey;
-* ``/b/TOKEN`` - the no-login card update page (expires after ``CARD_LINK_DAYS``);
+* ``/b/TOKEN`` - the no-login card update page (expires after ``[dunning] card_link_days``,
+  ``CARD_LINK_DAYS`` by default);
 * ``/o/TOKEN.gif`` - the open pixel (a 1x1 transparent GIF at the end of every HTML part);
 * ``/c/TOKEN`` - a tracked click: the token carries the message key and the target URL, so a
   tampered link never redirects to a foreign host (the MAC covers the target).
@@ -45,9 +46,13 @@ def survey_url(key: bytes, base_url: str, *, customer_id: int, message: str, now
                                     expires_at=now + dt.timedelta(days=SURVEY_LINK_DAYS)))
 
 
-def card_update_url(key: bytes, base_url: str, *, customer_id: int, message: str, now: dt.datetime) -> str:
+def card_update_url(key: bytes, base_url: str, *, customer_id: int, message: str, now: dt.datetime,
+                    days: int | None = None) -> str:
+    """The card-update page of ``customer_id``; ``days`` is the link's lifetime (``[dunning]
+    card_link_days``; default ``CARD_LINK_DAYS``)."""
+    lifetime = CARD_LINK_DAYS if days is None else int(days)
     return _url(base_url, "b", sign(key, "card_update", {"c": customer_id, "m": message},
-                                    expires_at=now + dt.timedelta(days=CARD_LINK_DAYS)))
+                                    expires_at=now + dt.timedelta(days=lifetime)))
 
 
 def tracked_url(key: bytes, base_url: str, *, message: str, target: str, link: str) -> str:

@@ -150,6 +150,10 @@ KNOWN_TAGS: dict[str, Any] = {
                                 "referral", "tutorials")},
     "variant": {"subject": _ANY, "cta": _ANY},
     "step": {"key": _ANY, "index": _ANY},
+    # transactional dunning notices (winback.dunning.notices)
+    "dunning": {**{k: _ANY for k in ("amount_minor", "currency", "plan_name", "reason", "decline_code", "failed_at",
+                                     "next_attempt_at", "grace_until", "paid_at", "days_left", "valid_through")},
+                "card": {k: _ANY for k in ("brand", "last4", "exp_month", "exp_year", "expires")}},
 }
 
 

@@ -8,6 +8,7 @@ from winback import __version__
 from winback.cli.analytics_cmds import analyze_cmd, clv_app, metrics_cmd
 from winback.cli.campaigns_cmd import campaigns_app, plan_cmd
 from winback.cli.demo_cmd import demo_cmd
+from winback.cli.dunning_cmds import dunning_app
 from winback.cli.generate_cmd import generate_cmd
 from winback.cli.ingest_cmd import ingest_cmd
 from winback.cli.insights_cmds import at_risk_cmd, priorities_cmd, themes_cmd
@@ -60,6 +61,7 @@ app.add_typer(campaigns_app, name="campaigns")
 app.command("serve")(serve_cmd)
 app.add_typer(users_app, name="users")
 app.add_typer(apikeys_app, name="apikeys")
+app.add_typer(dunning_app, name="dunning")
 from winback.cli.tracking_cmds import register as register_tracking  # noqa: E402
 register_tracking(app)  # results, attribute, experiments, bounces
 

@@ -46,6 +46,9 @@ def demo_cmd(
     from winback.tracking.results import campaign_results
     from winback.tracking.simulation import simulate_recipients
     from winback.workspace import init_workspace, status
+    from winback.dunning.report import dunning_report
+    from winback.dunning.sandbox_billing import SimulatedBilling
+    from winback.kit.db import make_engine
 
     started = time.perf_counter()
     root = directory.expanduser().resolve()
@@ -87,7 +90,10 @@ def demo_cmd(
         bar.update(task, advance=1, description=f"sending {SEND_DAYS} days of campaigns to the maildir")
         t = time.perf_counter()
         start = settings.clock().now()
-        sending = run_simulated(settings, start=start, days=SEND_DAYS)
+        billing_engine = make_engine(settings.resolved_state_url)
+        billing = SimulatedBilling(settings, billing_engine, start=start, seed=seed)
+        sending = run_simulated(settings, start=start, days=SEND_DAYS, on_round=billing)
+        billing_engine.dispose()
         steps["send"] = time.perf_counter() - t
         report_sent = sending_report(settings)
         bar.update(task, advance=1, description="SIMULATED recipients: opens, clicks, returns")
@@ -99,6 +105,7 @@ def demo_cmd(
         measured_at = _move_clock(settings, simulation.until or start)
         attribution = attribute(settings, now=measured_at)
         results = campaign_results(settings, now=measured_at)
+        dunning = dunning_report(settings, now=measured_at)
         steps["measure"] = time.perf_counter() - t
         counts = status(settings)
         bar.update(task, advance=1)
@@ -123,6 +130,7 @@ def demo_cmd(
         "plan": planned.as_dict(),
         "sending": {"simulated_days": SEND_DAYS, "worker": sending.as_dict(), **report_sent},
         "results": _results_payload(simulation, attribution, results, measured_at),
+        "dunning": {"simulated_billing": billing.summary.as_dict(), "worker": billing.dunning, "report": dunning},
         "stores": {"state": counts["state_store"]["tables"], "history": counts["history_store"]["tables"]},
         "seconds": {k: round(v, 2) for k, v in steps.items()} | {"total": round(time.perf_counter() - started, 2)},
     }
@@ -247,6 +255,7 @@ def _print_summary(p: dict) -> None:
     print_insights(p["analysis"], p["at_risk"], p["priorities"])
     print_sending(p["plan"], p["sending"])
     print_results(p["results"])
+    print_dunning(p["dunning"])
     out.print(f"  report (opens offline): {p['report']}")
     out.print(f"  done in {p['seconds']['total']:.1f}s; inspect with `winback status -w {p['workspace']}`")
 
@@ -370,3 +379,39 @@ def print_results(r: dict) -> None:
               f"true simulated lift {_pct(r['true_lift'])} pp ({money(r['true_incremental_revenue_minor'])}) - "
               f"inside the interval: {yes[r['lift_ci_contains_truth']]} "
               f"(revenue: {yes[r['revenue_ci_contains_truth']]})", highlight=False)
+
+
+def print_dunning(d: dict) -> None:
+    """What dunning did with the SIMULATED billing system's failed renewals."""
+    from rich.table import Table
+
+    from winback.dunning.report import money_text
+
+    b, r = d["simulated_billing"], d["report"]
+    out.print(f"[bold]Dunning[/] - [bold yellow]SIMULATED billing[/] (sandbox gateway; issuers, card updater and "
+              f"customers simulated): {b['imported_subscriptions']:,} active subscriptions, {b['renewals']:,} "
+              f"renewals, {b['renewals_failed']:,} declined; the card updater renewed {b['card_updater_renewals']:,} "
+              f"expiring cards; {b['customer_card_updates']:,} customers updated their card from an e-mail")
+    rec, rate = r["recovered"], r["recovery_rate"]
+    low, high = rate.get("ci_low"), rate.get("ci_high")
+    out.print(f"  failed invoices {r['failed']['invoices']:,} ({money_text(r['failed']['amount'])}); recovered "
+              f"{rec['invoices']:,} ({money_text(rec['amount'])}), [bold]recovered MRR {money_text(rec['mrr'])}[/]; "
+              f"still open {r['open']['invoices']:,}; lost {r['lost']['invoices']:,} (subscription canceled, customer "
+              f"entered win-back as involuntary)", highlight=False)
+    if rate.get("rate") is not None:
+        out.print(f"  recovery rate {rate['rate']:.0%} [{low:.0%}, {high:.0%}]; by how: "
+                  + ", ".join(f"{k.replace('_', ' ')} {v['invoices']:,}" for k, v in rec["by"].items()),
+                  highlight=False)
+    table = Table("decline category", "failed", "recovered", "rate", "open", "lost", box=None, padding=(0, 1))
+    for cat, c in r["by_category"].items():
+        table.add_row(cat, f"{c['failed']:,}", f"{c['recovered']:,}",
+                      "-" if c.get("rate") is None else f"{c['rate']:.0%}", f"{c.get('open', 0):,}",
+                      f"{c.get('lost', 0):,}")
+    out.print(table)
+    t, a, n = r["time_to_recovery"], r["attempts"], r["notices"]
+    if t.get("median_days") is not None:
+        out.print(f"  time to recovery: median {t['median_days']:.1f} days, p75 {t['p75_days']:.1f}, "
+                  f"p90 {t['p90_days']:.1f}")
+    out.print(f"  retries: {a.get('retries', 0):,}; most charges on one card in any 30 days: "
+              f"{a.get('max_per_card_30d', '-')}; failed-payment e-mails {n.get('failed_payment_sent', 0):,}, "
+              f"card-expiry reminders {n.get('expiry_reminders_sent', 0):,}", highlight=False)

@@ -31,10 +31,11 @@ def run(settings: Settings, *, worker_id: str | None = None, until_idle: bool = 
             signal.signal(sig, handler)
 
 
-def run_simulated(settings: Settings, *, start, days: float, step_hours: float = 6.0) -> Summary:
+def run_simulated(settings: Settings, *, start, days: float, step_hours: float = 6.0, on_round=None) -> Summary:
     """Catch up ``days`` of sending on a virtual clock (the demo; a backfill): one worker drains
     everything due, the clock moves ``step_hours``, and again. Quiet hours, caps, delays and the
-    campaign scheduler all see the virtual time."""
+    campaign scheduler all see the virtual time. ``on_round(now, engine)`` runs before each round
+    (the demo's billing simulation and dunning worker)."""
     import datetime as dt
 
     from winback.kit.clock import FixedClock
@@ -45,6 +46,8 @@ def run_simulated(settings: Settings, *, start, days: float, step_hours: float =
     try:
         rounds = max(1, int(days * 24 / step_hours))
         for _ in range(rounds + 1):
+            if on_round is not None:
+                on_round(clock.now(), engine)
             worker = Worker(settings, clock=clock, engine=engine)
             summary = asyncio.run(worker.run(until_idle=True))
             for name in ("sent", "deferred", "retried", "bounced", "failed", "suppressed", "canceled", "scheduled",

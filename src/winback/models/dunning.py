@@ -35,7 +35,8 @@ from winback.models.base import Base, UTCDateTime
 class BillingSubscription(Base):
     __tablename__ = "billing_subscriptions"
     __table_args__ = (UniqueConstraint("provider", "external_id", name="uq_billing_subscriptions_provider_ref"),
-                      Index("ix_billing_subscriptions_customer_ref", "customer_ref"))
+                      Index("ix_billing_subscriptions_customer_ref", "customer_ref"),
+                      Index("ix_billing_subscriptions_payment_method", "provider", "payment_method_ref"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     provider: Mapped[str] = mapped_column(String(32), nullable=False)
@@ -80,7 +81,8 @@ class DunningCase(Base):
     __tablename__ = "dunning_cases"
     __table_args__ = (UniqueConstraint("provider", "invoice_ref", name="uq_dunning_cases_provider_invoice_ref"),
                       Index("ix_dunning_cases_status_next_attempt_at", "status", "next_attempt_at"),
-                      Index("ix_dunning_cases_customer_ref", "customer_ref"))
+                      Index("ix_dunning_cases_customer_ref", "customer_ref"),
+                      Index("ix_dunning_cases_first_failed_at", "first_failed_at"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     provider: Mapped[str] = mapped_column(String(32), nullable=False)

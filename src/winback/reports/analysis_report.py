@@ -85,11 +85,79 @@ def clv_histogram(values: list[float], currency: str, title: str) -> str:
     return _fig_html(fig)
 
 
+def dunning_weekly_chart(weekly: list[dict]) -> str:
+    weeks = [w["week"] for w in weekly]
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=weeks, y=[w["failed"] for w in weekly], name="failed invoices", marker_color="#d62728"))
+    fig.add_trace(go.Bar(x=weeks, y=[w["recovered"] for w in weekly], name="recovered", marker_color="#2ca02c"))
+    fig.update_layout(title="Failed payments and recoveries per week", xaxis_title="week (starting Monday)",
+                      yaxis_title="invoices", barmode="group")
+    return _fig_html(fig)
+
+
+def _share(value) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _ci_text(entry: dict) -> str:
+    return "-" if entry.get("ci_low") is None else f"{entry['ci_low']:.1%} to {entry['ci_high']:.1%}"
+
+
+def dunning_section(report: dict | None) -> dict:
+    """The report's "Dunning: failed payments and recovery" section from :func:`winback.dunning.report.dunning_report`:
+    ``{"empty": True}`` when no failed payment is recorded, else key figures, tables and the weekly chart."""
+    if not report or not report["failed"]["invoices"]:
+        return {"empty": True}
+    from winback.dunning.report import money_text
+
+    rate, ttr = report["recovery_rate"], report["time_to_recovery"]
+
+    def days(value) -> str:
+        return "-" if value is None else f"{value:.1f} days"
+
+    cards = {
+        "failed invoices": f"{report['failed']['invoices']:,} ({money_text(report['failed']['amount'])})",
+        "recovered": f"{report['recovered']['invoices']:,} ({money_text(report['recovered']['amount'])})",
+        "recovered MRR": money_text(report["recovered"]["mrr"]),
+        "recovery rate": f"{_share(rate['rate'])} (95% CI {_ci_text(rate)})",
+        "open: amount at risk": f"{report['open']['invoices']:,} ({money_text(report['open']['amount_at_risk'])})",
+        "lost (retries exhausted)": f"{report['lost']['invoices']:,} (MRR {money_text(report['lost']['mrr'])})",
+        "median time to recovery": days(ttr["median_days"]),
+    }
+
+    def outcome_cols(e: dict) -> dict:
+        return {"failed": e["failed"], "recovered": e["recovered"], "open": e["open"], "lost": e["lost"],
+                "closed": e["closed"], "recovery rate": _share(e["rate"]), "95% CI": _ci_text(e)}
+
+    tables = {
+        "Recovery by decline category": [{"category": k, **outcome_cols(e)} for k, e in report["by_category"].items()],
+        "Recovered by how": [{"how": k.replace("_", " "), "invoices": e["invoices"], "share": _share(e["share"]),
+                              "amount": money_text(e["amount"]), "MRR": money_text(e["mrr"])}
+                             for k, e in report["recovered"]["by"].items()],
+        "Time to recovery": [{"bucket": h["bucket"], "invoices": h["invoices"], "share": _share(h["share"])}
+                             for h in ttr["histogram"]],
+        "Recovery by first decline code (top codes)": [{"code": e["code"], "category": e["category"],
+                                                        **outcome_cols(e)} for e in report["by_decline_code"]],
+    }
+    a, n = report["attempts"], report["notices"]
+    notes = [f"Time to recovery: median {days(ttr['median_days'])}, p75 {days(ttr['p75_days'])}, "
+             f"p90 {days(ttr['p90_days'])}.",
+             f"{a['charges']:,} charges ({a['retries']:,} retries), {_share(a['rate'])} succeeded; at most "
+             f"{a['max_per_card_30d']:,} on one card in any 30 days (cap {a['cap_per_card_30d']}).",
+             f"{n['failed_payment_sent']:,} failed-payment e-mails and {n['expiry_reminders_sent']:,} card-expiry "
+             f"reminders sent; {n['cards_updated_after_reminder']['total']:,} reminded cards updated within 30 days; "
+             f"{n['card_updater_updates']:,} cards updated by the card updater."]
+    return {"empty": False, "cards": cards, "tables": tables, "notes": notes,
+            "chart": dunning_weekly_chart(report["weekly"]) if report["weekly"] else None}
+
+
 def build_report(data: dict, path: Path) -> Path:
     """Write the report. ``data`` keys: title, observation_end, summary (dict of headline figures),
     tables (name -> list of row dicts), km (group -> {timeline, survival}), cohorts (rows with cohort,
     age, retention), reasons (rows with period, reason, lost_customers, lost_mrr), events (period,
-    label), pareto ({cumulative_share, top_share}), clv ({values, currency, title}), currency."""
+    label), pareto ({cumulative_share, top_share}), clv ({values, currency, title}), currency, dunning (the
+    :func:`winback.dunning.report.dunning_report` dict; without it the dunning section says that no failed
+    payment is recorded)."""
     charts = []
     if data.get("km"):
         charts.append(("Retention", retention_curves(data["km"])))
@@ -110,7 +178,8 @@ def build_report(data: dict, path: Path) -> Path:
     page = env.get_template("analysis.html").render(
         title=data.get("title", "winback analysis"), observation_end=data.get("observation_end"),
         generated_at=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        summary=data.get("summary", {}), tables=data.get("tables", {}), charts=charts, plotly_js=get_plotlyjs())
+        summary=data.get("summary", {}), tables=data.get("tables", {}), charts=charts,
+        dunning=dunning_section(data.get("dunning")), plotly_js=get_plotlyjs())
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -162,6 +231,7 @@ def run_analysis(settings, observation_end: dt.datetime | None = None, *, write_
         path = settings.workspace / "reports" / f"analysis-{outcome.observation_end:%Y-%m-%d}.html"
         data = dict(outcome.report_data)
         data["tables"] = {**data.get("tables", {}), **insight_tables(settings, insights)}
+        data["dunning"] = dunning_data(settings)
         build_report(data, path)
         _set_report_path(settings, outcome.analysis_id, path)
         outcome.seconds["report"] = time.perf_counter() - t0
@@ -171,6 +241,13 @@ def run_analysis(settings, observation_end: dt.datetime | None = None, *, write_
     if segments is not None:
         outcome.summary["segments"] = _segments_headline(segments)
     return outcome, path
+
+
+def dunning_data(settings) -> dict:
+    """The recovery report over every failed invoice in the state store (for the dunning section)."""
+    from winback.dunning.report import dunning_report
+
+    return dunning_report(settings)
 
 
 def _money_text(minor, currency) -> str:

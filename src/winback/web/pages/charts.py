@@ -61,6 +61,28 @@ def involuntary(rows: list[dict]) -> str:
     return chart(fig)
 
 
+def dunning_weekly(weekly: list[dict]) -> str:
+    weeks = [w["week"] for w in weekly]
+    fig = go.Figure()
+    fig.add_bar(x=weeks, y=[w["failed"] for w in weekly], name="failed invoices", marker_color=RED)
+    fig.add_bar(x=weeks, y=[w["recovered"] for w in weekly], name="recovered", marker_color=GREEN)
+    fig.update_layout(barmode="group", title="Failed payments and recoveries per week",
+                      legend={"orientation": "h", "y": -0.2}, yaxis={"title": "invoices"},
+                      xaxis={"title": "week (starting Monday)"})
+    return chart(fig)
+
+
+def recovery_by_category(by_category: dict) -> str:
+    names = list(by_category)
+    fig = go.Figure()
+    for field, colour, title in (("recovered", GREEN, "recovered"), ("open", AMBER, "open"),
+                                 ("lost", RED, "lost (retries exhausted)"), ("closed", GREY, "closed elsewhere")):
+        fig.add_bar(x=names, y=[by_category[n][field] for n in names], name=title, marker_color=colour)
+    fig.update_layout(barmode="stack", title="Failed invoices by decline category and outcome",
+                      legend={"orientation": "h", "y": -0.2}, yaxis={"title": "invoices"})
+    return chart(fig)
+
+
 def funnel(res: dict) -> str:
     f = res["funnel"]
     stages = [("sent", f["sent"]), ("delivered", f["delivered"]), ("opened (people)", f["opens_human"]),

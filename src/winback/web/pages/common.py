@@ -36,6 +36,7 @@ NAV = (
     ("at_risk", "/at-risk", "At risk"),
     ("segments", "/segments", "Segments"),
     ("campaigns", "/campaigns", "Campaigns"),
+    ("dunning", "/dunning", "Dunning"),
     ("experiments", "/experiments", "Experiments"),
     ("themes", "/themes", "Themes"),
     ("customers", "/customers", "Customers"),

@@ -9,6 +9,7 @@ from sqlalchemy import and_, case, func, literal_column, or_, select, text
 from winback.models.campaigns import Campaign, CustomerEvent, Enrollment
 from winback.models.customer import Customer
 from winback.models.delivery import CallTask, OutboxMessage, Suppression
+from winback.models.dunning import DunningAttempt, DunningCase
 from winback.models.scores import AnalysisRun, CustomerScore
 from winback.models.segments import Segment, SegmentMembership
 from winback.models.tracking import Conversion, SurveyResponse, TrackingEvent
@@ -386,3 +387,53 @@ def suppression_reasons(conn) -> dict[str, int]:
 
 def since(days: int, now: dt.datetime) -> dt.datetime:
     return now - dt.timedelta(days=days)
+
+
+# ------------------------------------------------------------------------------------ dunning
+
+def has_failed_payments(conn) -> bool:
+    return conn.execute(select(DunningCase.id).where(DunningCase.first_failed_at.is_not(None)).limit(1)).first() \
+        is not None
+
+
+def dunning_open_count(conn) -> int:
+    return int(conn.execute(select(func.count()).select_from(DunningCase)
+                            .where(DunningCase.status == "open", DunningCase.first_failed_at.is_not(None))).scalar()
+               or 0)
+
+
+def dunning_open_cases(conn, offset: int, limit: int) -> list[dict]:
+    """Failed invoices still worked on, the next charge first (cases waiting for a new card last)."""
+    c = DunningCase
+    rows = conn.execute(
+        select(c.id, c.provider, c.invoice_ref, c.customer_id, c.customer_ref, Customer.name, Customer.email,
+               c.amount_minor, c.currency, c.mrr_minor, c.first_failed_at, c.last_decline_code, c.last_category,
+               c.attempts, c.next_attempt_at, c.next_trigger, c.needs_update, c.grace_until, c.status)
+        .select_from(c.__table__.outerjoin(Customer.__table__, Customer.id == c.customer_id))
+        .where(c.status == "open", c.first_failed_at.is_not(None))
+        .order_by(case((c.next_attempt_at.is_(None), 1), else_=0), c.next_attempt_at, c.first_failed_at, c.id)
+        .offset(offset).limit(limit)).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def dunning_recent_attempts(conn, limit: int = 25) -> list[dict]:
+    """The latest charges of failed invoices, newest first."""
+    a, c = DunningAttempt, DunningCase
+    rows = conn.execute(
+        select(a.id, a.number, a.trigger, a.status, a.decline_code, a.category, a.payment_method_ref, a.started_at,
+               a.finished_at, c.id.label("case_id"), c.invoice_ref, c.customer_id, c.customer_ref, Customer.name,
+               c.amount_minor, c.currency)
+        .select_from(a.__table__.join(c.__table__, c.id == a.case_id)
+                     .outerjoin(Customer.__table__, Customer.id == c.customer_id))
+        .order_by(a.started_at.desc(), a.id.desc()).limit(limit)).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def dunning_recovered_mrr(conn, since_at: dt.datetime) -> list[dict]:
+    """Failed invoices recovered since ``since_at`` and their subscriptions' MRR, per currency."""
+    c = DunningCase
+    rows = conn.execute(select(c.currency, func.count().label("invoices"),
+                               func.coalesce(func.sum(c.mrr_minor), 0).label("mrr_minor"))
+                        .where(c.status == "recovered", c.first_failed_at.is_not(None), c.recovered_at >= since_at)
+                        .group_by(c.currency).order_by(func.count().desc())).mappings().all()
+    return [dict(r) for r in rows]

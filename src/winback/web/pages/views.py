@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 from fastapi import Depends, HTTPException, Request
@@ -11,12 +12,13 @@ from winback.kit.errors import WinbackError
 from winback.web.auth import Principal, list_api_keys, list_users, require
 from winback.web.pages import charts
 from winback.web.pages import data as q
-from winback.web.pages.common import engine_of, pager, render
+from winback.web.pages.common import engine_of, money, pager, render
 from winback.web.pages.router import router
 
 viewer = require("viewer", page=True)
 marketer = require("marketer", page=True)
 admin = require("admin", page=True)
+DUNNING_DAYS = 90  # the /dunning page and the overview's recovered MRR look this far back by default
 
 
 def campaign_results(request: Request, campaign: str | None = None) -> dict | None:
@@ -39,14 +41,20 @@ def overview(request: Request, who: Principal = Depends(viewer)):
         totals = q.conversion_totals(conn)
         messages = q.message_counts(conn)
         statuses = q.status_counts(conn) if run else {}
+        dunning_rows = q.dunning_recovered_mrr(conn, request.app.state.clock.now() - dt.timedelta(
+            days=DUNNING_DAYS)) if q.has_failed_payments(conn) else None
     results = campaign_results(request) if sum(messages.values()) else None
     currency = (results or {}).get("currency") or (run["summary"].get("currency") if run else None) or \
         request.app.state.settings.ingest.default_currency
     recovered_main = [r for r in recovered if (r["currency"] or currency) == currency]
+    dunning_recovered = None
+    if dunning_rows is not None:  # the recovered subscriptions' MRR, per currency
+        dunning_recovered = {"invoices": sum(r["invoices"] for r in dunning_rows), "mrr": " + ".join(
+            money(r["mrr_minor"], r["currency"] or currency) for r in dunning_rows) or money(0, currency)}
     return render(request, "overview.html", who, "overview", run=run, periods=periods,
                   headline=periods[0] if periods else None, statuses=statuses, messages=messages,
                   sent=messages.get("sent", 0) + messages.get("bounced", 0), results=results, totals=totals,
-                  currency=currency,
+                  currency=currency, dunning_recovered=dunning_recovered, dunning_days=DUNNING_DAYS,
                   churn_chart=charts.monthly_churn(monthly, currency) if monthly else None,
                   recovered_chart=charts.recovered(recovered_main, currency) if recovered_main else None)
 
@@ -195,6 +203,51 @@ def message(request: Request, outbox_id: int, who: Principal = Depends(viewer)):
     payload = loads(msg.get("payload"), None)
     return render(request, "message.html", who, "campaigns", msg=msg, headers=headers, payload=payload,
                   events=events)
+
+
+# ------------------------------------------------------------------------------------ dunning
+
+def _date_param(request: Request, name: str) -> tuple[str, dt.datetime | None, str | None]:
+    """A ``YYYY-MM-DD`` query parameter: (text, UTC midnight or None, error)."""
+    text = (request.query_params.get(name) or "").strip()[:10]
+    if not text:
+        return "", None, None
+    try:
+        return text, dt.datetime.combine(dt.date.fromisoformat(text), dt.time(), dt.timezone.utc), None
+    except ValueError:
+        return text, None, f"{name}: not a date ({text!r}); use YYYY-MM-DD"
+
+
+@router.get("/dunning", response_class=HTMLResponse)
+def dunning(request: Request, who: Principal = Depends(viewer)):
+    from winback.dunning.report import dunning_report, money_text
+
+    state = request.app.state
+    now = state.clock.now()
+    errors = []
+    if "since" in request.query_params:
+        since_text, since_at, error = _date_param(request, "since")
+    else:  # the last 90 days by default; an empty field means from the start
+        since_at = dt.datetime.combine((now - dt.timedelta(days=DUNNING_DAYS)).date(), dt.time(), dt.timezone.utc)
+        since_text, error = since_at.date().isoformat(), None
+    errors.append(error)
+    until_text, until_at, error = _date_param(request, "until")
+    errors.append(error)
+    if since_at and until_at and since_at >= until_at:
+        errors.append("the start must be before the end")
+        until_text, until_at = "", None
+    report = dunning_report(state.settings, engine=state.engine, now=now, since=since_at, until=until_at)
+    with engine_of(request).connect() as conn:
+        any_failed = q.has_failed_payments(conn)
+        p = pager(request, q.dunning_open_count(conn), per_page=25, keep=("since", "until"))
+        open_cases = q.dunning_open_cases(conn, p.offset, p.per_page)
+        attempts = q.dunning_recent_attempts(conn)
+    return render(request, "dunning.html", who, "dunning", r=report, any_failed=any_failed, open_cases=open_cases,
+                  pager=p, attempts=attempts, since=since_text, until=until_text,
+                  filter_error="; ".join(e for e in errors if e) or None, amounts=money_text,
+                  weekly_chart=charts.dunning_weekly(report["weekly"]) if report["weekly"] else None,
+                  category_chart=charts.recovery_by_category(report["by_category"])
+                  if report["failed"]["invoices"] else None)
 
 
 # ------------------------------------------------------------------------------------ experiments

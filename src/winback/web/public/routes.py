@@ -35,6 +35,7 @@ from winback.delivery import suppression
 from winback.delivery.policy import address_problem, normalize_address
 from winback.kit.db import write_transaction
 from winback.kit.errors import WinbackError
+from winback.kit.money import Money
 from winback.kit.signing import BadSignature, verify
 from winback.tracking import service as tracking
 from winback.web.public import store
@@ -425,7 +426,43 @@ async def survey_post(request: Request, token: str) -> Response:
     return _page(request, "message.html", lang, title_key="thanks_title", body_key="thanks_body", ok=True)
 
 
-# --- /b: card update (placeholder until the card page exists) ---------------------------------------------
+# --- /b: the card-update page ------------------------------------------------------------------------------
+
+CARD_FORM = "card-form"
+_CARD_ERRORS = {"number": "card_bad_number", "expiry": "card_bad_expiry", "cvc": "card_bad_cvc"}
+
+
+def _card_state(request: Request, data: dict):
+    from winback.web.public import card as card_page
+
+    return card_page.load(request.app.state.engine, data.get("c"), request.app.state.settings.dunning.gateway)
+
+
+def _card_page(request: Request, token: str, state, lang: str, *, status: int = 200, result: str | None = None,
+               body: str | None = None, error: str | None = None, error_field: str | None = None,
+               show_form: bool = True) -> Response:
+    """The page: what is due, then the form (sandbox) or the button to Stripe Checkout; ``result``
+    names a heading (``paid``, ``declined``, ``error``, ``saved``, ``nothing``, ``returned``)."""
+    settings = request.app.state.settings
+    t = texts(lang)
+    support = settings.sender.reply_to or settings.sender.from_address
+    due = ", ".join(m.format(lang) for m in state.due()) if state.cases else None
+    mode = None
+    if show_form and state.customer_ref:
+        mode = "stripe" if settings.dunning.gateway == "stripe" else "form"
+    if result is None and not state.cases:
+        result = "nothing"
+    intro = None
+    if state.cases and mode:
+        intro = t["card_intro_stripe"] if mode == "stripe" else t["card_intro"]
+    return _page(request, "card_update.html", lang, status, action=request.url.path,
+                 csrf=form_key(request, CARD_FORM, token), mode=mode, due=t["card_due"].format(amount=due) if due else None,
+                 intro=intro, result=result, ok=result in ("paid", "saved", "nothing", "returned"),
+                 result_body=body or (t[f"card_{result}_body"] if result else None),
+                 update_note=t["card_nothing_update"] if mode and not state.cases else None,
+                 submit=t["card_submit"] if state.cases else t["card_submit_update"], error=error,
+                 error_field=error_field, support_line=t["card_support"].format(support=support))
+
 
 @router.get("/b/{token}")
 async def card_update(request: Request, token: str) -> Response:
@@ -433,14 +470,119 @@ async def card_update(request: Request, token: str) -> Response:
         data = check_token(request, "card_update", token)
     except LinkProblem as problem:
         return _problem(request, problem)
-    customer = await run_in_threadpool(_customer, request, data.get("c"))
-    lang = _lang(request, (customer or {}).get("locale"))
+    state = await run_in_threadpool(_card_state, request, data)
+    if state.customer is None:
+        return _problem(request, LinkProblem(404, "notfound"))
+    lang = _lang(request, state.customer.get("locale"))
+    if request.query_params.get("done") == "1" and request.app.state.settings.dunning.gateway == "stripe":
+        return _card_page(request, token, state, lang, result="returned", show_form=False)
+    return _card_page(request, token, state, lang)
+
+
+def _card_urls(request: Request, token: str) -> tuple[str, str]:
+    base = request.app.state.settings.sender.base_url.rstrip("/")
+    page = f"{base}/b/{token}"
+    return f"{page}?done=1", page
+
+
+def _gateway(request: Request):
+    from winback.dunning.gateways import make_gateway
+
+    return make_gateway(request.app.state.settings, engine=request.app.state.engine, clock=request.app.state.clock)
+
+
+def _stripe_redirect(request: Request, token: str, customer_ref: str) -> str | None:
+    return_url, cancel_url = _card_urls(request, token)
+    return _gateway(request).card_update_redirect(customer_ref, return_url=return_url, cancel_url=cancel_url)
+
+
+def _sandbox_update(request: Request, state, number: str, exp_month: str, exp_year: str, cvc: str) -> dict:
+    """Check and store the typed card (the sandbox keeps brand, last4, expiry), make it the default and
+    charge the open invoices with it. Raises ``CardRejected`` for a card no issuer would accept."""
+    from winback.dunning import service
+
+    gateway = _gateway(request)
+    card_info = gateway.add_card(state.customer_ref, number=number, exp_month=exp_month, exp_year=exp_year,
+                                 cvc=cvc)
+    return service.update_card(request.app.state.settings, engine=request.app.state.engine,
+                               provider=gateway.name, customer_ref=state.customer_ref, card=card_info,
+                               via="customer", now=_now(request), charge_now=True, gateway=gateway)
+
+
+@router.post("/b/{token}")
+async def card_update_post(request: Request, token: str) -> Response:
+    """Stripe: a 303 to Checkout in setup mode (the card then arrives by webhook). Sandbox: the form -
+    the card is checked, stored as brand/last4/expiry only, and the open invoices are charged now.
+    Nothing the customer typed is logged."""
+    from winback.dunning.gateways.sandbox import CardRejected
+    from winback.dunning.notices import decline_reason
+
+    try:
+        data = check_token(request, "card_update", token)
+    except LinkProblem as problem:
+        return _problem(request, problem)
+    form = await _read_form(request)
+    state = await run_in_threadpool(_card_state, request, data)
+    if state.customer is None:
+        return _problem(request, LinkProblem(404, "notfound"), _lang(request, None, form))
+    lang = _lang(request, state.customer.get("locale"), form)
+    if not _form_ok(request, CARD_FORM, token, form):
+        return _problem(request, LinkProblem(400, "invalid"), lang)
+    t = texts(lang)
+    if not state.customer_ref:
+        return _card_page(request, token, state, lang)
     settings = request.app.state.settings
-    support = settings.sender.reply_to or settings.sender.from_address
-    return _page(request, "message.html", lang, title_key="card_title",
-                 body=texts(lang)["card_body"].format(support=support))
+    if settings.dunning.gateway == "stripe":
+        try:
+            target = await run_in_threadpool(_stripe_redirect, request, token, state.customer_ref)
+        except Exception:
+            log.exception("creating the card-update session failed")
+            target = None
+        if not _safe_target(target):
+            support = settings.sender.reply_to or settings.sender.from_address
+            return _page(request, "message.html", lang, 503, title_key="card_unavailable_title",
+                         body=t["card_unavailable_body"].format(support=support))
+        return RedirectResponse(target, status_code=303, headers=NO_STORE)
+
+    def field(name: str) -> str:
+        value = (form.get(name) or [""])[0]
+        return value[:64] if isinstance(value, str) else ""
+
+    exp_month, exp_year = _parse_expiry(field("exp"))
+    try:
+        result = await run_in_threadpool(_sandbox_update, request, state, field("number"), exp_month, exp_year,
+                                         field("cvc"))
+    except CardRejected as bad:
+        key = "card_expired" if bad.field == "expiry" and "expired" in bad.reason.lower() else \
+            _CARD_ERRORS.get(bad.field, "card_bad_number")
+        return _card_page(request, token, state, lang, status=400, error=t[key], error_field=bad.field,
+                          result="", body="")
+    except Exception:
+        log.exception("the card update failed")  # the exception carries no card data
+        support = settings.sender.reply_to or settings.sender.from_address
+        return _page(request, "message.html", lang, 503, title_key="card_unavailable_title",
+                     body=t["card_unavailable_body"].format(support=support))
+    charges = result.get("charges") or []
+    state = await run_in_threadpool(_card_state, request, data)
+    failed = [c for c in charges if c.get("status") == "failed"]
+    if failed:
+        reason = decline_reason(failed[0].get("decline_code"), lang)
+        return _card_page(request, token, state, lang, result="declined",
+                          body=t["card_declined_body"].format(reason=reason))
+    if any(c.get("status") == "error" for c in charges):
+        return _card_page(request, token, state, lang, result="error", show_form=False)
+    paid = [c for c in charges if c.get("status") == "succeeded"]
+    if paid:
+        totals: dict[str, int] = {}
+        for c in paid:
+            totals[str(c["currency"]).upper()] = totals.get(str(c["currency"]).upper(), 0) + int(c["amount_minor"])
+        amount = ", ".join(Money(v, k).format(lang) for k, v in sorted(totals.items()))
+        return _card_page(request, token, state, lang, result="paid", body=t["card_paid_body"].format(amount=amount),
+                          show_form=False)
+    return _card_page(request, token, state, lang, result="saved", show_form=False)
 
 
-def _customer(request: Request, customer_id) -> dict | None:
-    with request.app.state.engine.connect() as conn:
-        return store.customer(conn, customer_id)
+def _parse_expiry(text: str) -> tuple[str, str]:
+    from winback.web.public.card import parse_expiry
+
+    return parse_expiry(text)

@@ -93,6 +93,7 @@ def upgrade() -> None:
     with op.batch_alter_table('billing_subscriptions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_billing_subscriptions_customer_id'), ['customer_id'], unique=False)
         batch_op.create_index('ix_billing_subscriptions_customer_ref', ['customer_ref'], unique=False)
+        batch_op.create_index('ix_billing_subscriptions_payment_method', ['provider', 'payment_method_ref'], unique=False)
 
     op.create_table('dunning_cases',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
@@ -134,6 +135,7 @@ def upgrade() -> None:
     with op.batch_alter_table('dunning_cases', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_dunning_cases_customer_id'), ['customer_id'], unique=False)
         batch_op.create_index('ix_dunning_cases_customer_ref', ['customer_ref'], unique=False)
+        batch_op.create_index('ix_dunning_cases_first_failed_at', ['first_failed_at'], unique=False)
         batch_op.create_index('ix_dunning_cases_status_next_attempt_at', ['status', 'next_attempt_at'], unique=False)
 
     op.create_table('dunning_attempts',
@@ -172,11 +174,13 @@ def downgrade() -> None:
     op.drop_table('dunning_attempts')
     with op.batch_alter_table('dunning_cases', schema=None) as batch_op:
         batch_op.drop_index('ix_dunning_cases_status_next_attempt_at')
+        batch_op.drop_index('ix_dunning_cases_first_failed_at')
         batch_op.drop_index('ix_dunning_cases_customer_ref')
         batch_op.drop_index(batch_op.f('ix_dunning_cases_customer_id'))
 
     op.drop_table('dunning_cases')
     with op.batch_alter_table('billing_subscriptions', schema=None) as batch_op:
+        batch_op.drop_index('ix_billing_subscriptions_payment_method')
         batch_op.drop_index('ix_billing_subscriptions_customer_ref')
         batch_op.drop_index(batch_op.f('ix_billing_subscriptions_customer_id'))
 
