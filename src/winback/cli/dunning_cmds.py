@@ -132,3 +132,56 @@ def render_report(r: dict) -> None:
               f"reminders for {n['cards_reminded']:,} cards, {upd['total']:,} cards updated within 30 days "
               f"({upd['customer']:,} by the customer, {upd['card_updater']:,} by the card updater); "
               f"{n['card_updater_updates']:,} card-updater updates")
+
+
+@dunning_app.command("run")
+@handle_errors
+def run_cmd(workspace: WorkspaceOpt = Path("."),
+            until_idle: Annotated[bool, typer.Option("--until-idle", help="One round, then exit (cron, tests).")] = False,
+            poll: Annotated[float, typer.Option("--poll", min=0.5, help="Seconds between rounds.")] = 5.0,
+            json_output: JsonOpt = False) -> None:
+    """The dunning worker: apply stored billing webhooks, charge due retries, queue customer notices.
+
+    Runs until SIGTERM/SIGINT (several may run at once); `winback worker` delivers the notices."""
+    import signal
+    import threading
+
+    from winback.dunning.service import run
+
+    settings = load_settings(workspace)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        totals = run(settings, until_idle=until_idle, poll_seconds=poll, stop=stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if json_output:
+        emit_json({"ok": True, **totals})
+        return
+    out.print(" ".join(f"{k}={v}" for k, v in totals.items()), highlight=False)
+
+
+@dunning_app.command("sandbox-import")
+@handle_errors
+def sandbox_import_cmd(workspace: WorkspaceOpt = Path("."),
+                       seed: Annotated[int, typer.Option(help="Seed of the simulated issuers.")] = 7,
+                       json_output: JsonOpt = False) -> None:
+    """Copy active subscriptions and their cards from the history into the sandbox gateway (SIMULATED
+    billing: try dunning offline on your own data)."""
+    from winback.dunning.sandbox_billing import import_from_history
+    from winback.kit.db import make_engine
+
+    settings = load_settings(workspace)
+    if settings.dunning.gateway != "sandbox":
+        raise WinbackError("sandbox-import needs [dunning] gateway = \"sandbox\"")
+    engine = make_engine(settings.resolved_state_url)
+    try:
+        summary = import_from_history(settings, engine, now=settings.clock().now(), seed=seed).as_dict()
+    finally:
+        engine.dispose()
+    if json_output:
+        emit_json({"ok": True, **summary})
+        return
+    out.print(f"imported {summary['imported_subscriptions']:,} subscriptions and {summary['imported_cards']:,} cards "
+              "into the sandbox", highlight=False)

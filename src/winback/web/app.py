@@ -87,6 +87,23 @@ def served(app: FastAPI):
     return EventsFastPath(app, app, SECURITY_HEADERS)
 
 
+async def _dunning_loop(app: FastAPI, stop: asyncio.Event, poll_seconds: float = 5.0) -> None:
+    """``--with-worker``: the dunning worker's rounds (billing webhooks, due retries, notices) in a thread."""
+    from winback.dunning.gateways import make_gateway
+    from winback.dunning.service import default_worker_id, tick
+
+    settings, engine, clock = app.state.settings, app.state.engine, app.state.clock
+    gateway, worker = None, default_worker_id()
+    while not stop.is_set():
+        try:
+            gateway = gateway or make_gateway(settings, engine=engine, clock=clock)
+            await asyncio.to_thread(tick, settings, engine=engine, gateway=gateway, clock=clock, worker=worker)
+        except Exception:  # a bad configuration or an outage must not stop the web app
+            logging.getLogger("winback.dunning").exception("dunning round failed")
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=poll_seconds)
+
+
 def create_app(settings: Settings, *, clock=None, engine=None, with_worker: bool = False) -> FastAPI:
     """The app for one workspace. ``clock`` defaults to the workspace clock (``now`` pins it)."""
 
@@ -99,6 +116,7 @@ def create_app(settings: Settings, *, clock=None, engine=None, with_worker: bool
 
             worker = Worker(settings, clock=app.state.clock)
             worker_task = asyncio.create_task(worker.run(stop=stop), name="winback-worker")
+            dunning_task = asyncio.create_task(_dunning_loop(app, stop), name="winback-dunning")
         try:
             yield
         finally:
@@ -106,6 +124,8 @@ def create_app(settings: Settings, *, clock=None, engine=None, with_worker: bool
                 stop.set()
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(worker_task, timeout=30)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(dunning_task, timeout=30)
             event_writer = getattr(app.state, "event_writer", None)  # the live events' group commit
             if event_writer is not None:
                 with contextlib.suppress(Exception):
