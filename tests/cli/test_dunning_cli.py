@@ -67,3 +67,33 @@ def test_dunning_report_empty_and_bad_dates(tmp_path):
         "ok": False, "error": "--since: not a date: 'last tuesday' (expected e.g. 2025-12-01)"}
     backwards = run("dunning", "report", "-w", str(ws), "--since", "2026-01-01", "--until", "2025-01-01")
     assert backwards.exit_code == 1 and "--since must be before --until" in backwards.stderr
+
+
+def test_dunning_run_applies_stored_webhooks_and_retries(tmp_path):
+    """`winback dunning run --until-idle`: a stored sandbox event becomes a case; the pinned clock
+    (init pins none: the real clock) makes its first retry due later, so nothing is charged yet."""
+    import datetime as dt
+
+    from sqlalchemy import select
+
+    from winback.dunning.service import store_sandbox_event
+    from winback.models.dunning import DunningCase
+
+    ws = _workspace(tmp_path, with_data=False)
+    engine = make_engine(load_settings(ws).resolved_state_url)
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    try:
+        store_sandbox_event(engine, {"id": "evt_cli_1", "type": "invoice.payment_failed",
+                                     "timestamp": now.isoformat().replace("+00:00", "Z"),
+                                     "data": {"invoice_id": "in_cli", "customer_id": "cus_cli", "amount_due": 1500,
+                                              "currency": "USD", "decline_code": "insufficient_funds"}}, now=now)
+        result = run("dunning", "run", "-w", str(ws), "--until-idle", "--json")
+        assert result.exit_code == 0, result.output
+        totals = json.loads(result.stdout)
+        assert totals["ok"] is True and totals["webhooks.applied"] == 1 and totals["rounds"] == 1
+        with engine.connect() as conn:
+            case = conn.execute(select(DunningCase.__table__)).mappings().one()
+        assert (case["invoice_ref"], case["status"], case["first_category"]) == ("in_cli", "open", "soft")
+        assert case["next_attempt_at"] > now + dt.timedelta(hours=23)
+    finally:
+        engine.dispose()

@@ -57,12 +57,24 @@ def test_demo_runs_end_to_end_and_refreshes(tmp_path):
     assert results["lift_ci_contains_truth"] is True and results["revenue_ci_contains_truth"] is True
     assert results["recovered_revenue_minor"] > 0 and results["total"]["funnel"]["opens_machine"] > 0
     assert payload["seconds"]["simulate"] + payload["seconds"]["measure"] < 15
+    # dunning on the SIMULATED billing system: failures are retried, reminded, recovered and reported
+    billing, dunning = payload["dunning"]["simulated_billing"], payload["dunning"]["report"]
+    assert billing["imported_subscriptions"] > 0 and billing["renewals_failed"] > 0
+    assert dunning["failed"]["invoices"] == billing["renewals_failed"]
+    assert dunning["recovered"]["invoices"] > 0
+    assert next(iter(dunning["recovered"]["mrr"].values()))["amount_minor"] > 0
+    assert dunning["by_category"]["soft"]["failed"] > 0 and dunning["attempts"]["retries"] > 0
+    assert dunning["attempts"]["max_per_card_30d"] <= 10
+    assert dunning["notices"]["failed_payment_sent"] > 0 and dunning["notices"]["expiry_reminders_sent"] > 0
+    by = dunning["recovered"]["by"]
+    assert by["retry"]["invoices"] > 0 and by["customer_update"]["invoices"] > 0
     # the workspace clock moved past the holdout window, so the dashboard sees the simulated events
     assert f'now = "{results["measured_at"][:19]}Z"' in (target / "winback.toml").read_text()
     # a second run recreates the folder instead of piling up data; the text shows the simulated results
     again = runner.invoke(app, ["demo", "--dir", str(target), "--customers", "1500"])
     assert again.exit_code == 0, again.output
     assert "SIMULATED recipients" in again.stdout and "inside the interval: yes" in again.stdout
+    assert "SIMULATED billing" in again.stdout and "recovered MRR" in again.stdout
     status = json.loads(runner.invoke(app, ["status", "-w", str(target), "--json"]).stdout)
     assert status["state_store"]["tables"] == payload["stores"]["state"]
     # it never deletes a folder it did not create
