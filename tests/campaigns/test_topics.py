@@ -16,7 +16,7 @@ def test_every_default_campaign_has_a_known_topic_or_is_a_service_message():
         assert key in DEFAULT_TOPICS, key
         category = spec.sequences[campaign.sequence].category
         topic = topic_of(key, campaign.sequence, campaign.topic, category)
-        assert topic in TOPIC_KEYS or (topic is None and (category == "transactional" or key == "winback_involuntary"))
+        assert topic in TOPIC_KEYS or (topic is None and (category == "transactional" or key in ("winback_involuntary", "involuntary_lapsed")))
     assert topic_of("exit_survey") == "surveys" and topic_of("feature_shipped") == "product_updates"
     assert topic_of("at_risk_check_in") == "tips" and topic_of("winback_price") == "offers"
 

@@ -113,6 +113,6 @@ def insert_report_data(engine) -> None:
              "sent_at": d(sent) if sent is not None else None}
             for i, (key, status, sent) in enumerate(OUTBOX)])
         conn.execute(insert(BillingPaymentMethod), [
-            {"provider": "sandbox", "external_id": ref, "customer_ref": "cus_1", "brand": "visa", "last4": "4242",
+            {"provider": "sandbox", "external_id": ref, "customer_ref": f"owner_{ref}", "brand": "visa", "last4": "4242",
              "exp_month": 12, "exp_year": 2025, "status": "active", "updated_via": via, "event_at": d(at),
              "updated_at": d(at)} for ref, via, at in PAYMENT_METHODS])

@@ -200,3 +200,29 @@ def test_max_charges_per_card_pages_through_the_cards(workspace, engine, monkeyp
     # card_A's December charges are out of this window; its June ones (2 in 2 days) are the most on a card
     june = dunning_report(workspace, engine=engine, until=SINCE)
     assert june["attempts"]["charges"] == 2 and june["attempts"]["max_per_card_30d"] == 2
+
+
+def test_a_new_card_of_the_reminded_customer_counts_as_updated_after_the_reminder(workspace, engine):
+    """The customer answered the expiry reminder with a new card (a new payment method), not an edit."""
+    from sqlalchemy import insert
+
+    from winback.models.delivery import OutboxMessage
+    from winback.models.dunning import BillingPaymentMethod
+
+    t = dt.datetime(2025, 12, 1, tzinfo=dt.timezone.utc)
+    with engine.begin() as conn:
+        conn.execute(insert(BillingPaymentMethod), [
+            {"provider": "sandbox", "external_id": ref, "customer_ref": owner, "brand": "visa", "last4": "4242",
+             "exp_month": 12, "exp_year": year, "status": "active", "updated_via": via, "event_at": at,
+             "updated_at": at}
+            for ref, owner, year, via, at in (
+                ("pm_old", "cus_a", 2025, "import", t - dt.timedelta(days=300)),
+                ("pm_new", "cus_a", 2029, "customer", t + dt.timedelta(days=2)),  # 2 days after the reminder
+                ("pm_other", "cus_b", 2029, "customer", t + dt.timedelta(days=3)))])  # someone else's card
+        conn.execute(insert(OutboxMessage), [{
+            "idempotency_key": "dunning:expiry:sandbox:pm_old:2025-12:30", "message_id": "<r1@x>", "channel": "email",
+            "category": "transactional", "priority": 90, "status": "sent", "due_at": t, "attempts": 1,
+            "created_at": t, "sent_at": t}])
+    n = dunning_report(workspace, engine=engine)["notices"]
+    assert n["expiry_reminders_sent"] == 1 and n["cards_reminded"] == 1
+    assert n["cards_updated_after_reminder"] == {"total": 1, "customer": 1, "card_updater": 0}

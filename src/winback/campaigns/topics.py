@@ -52,7 +52,7 @@ DEFAULT_TOPICS: dict[str, str | None] = {
     # campaigns
     "winback_price": "offers", "winback_feature": "offers", "winback_support": "offers",
     "winback_competitor": "offers", "winback_usability": "offers", "winback_general": "offers",
-    "winback_involuntary": None, "abandoned_checkout": "offers", "incomplete_checkout": None,
+    "winback_involuntary": None, "involuntary_lapsed": None, "abandoned_checkout": "offers", "incomplete_checkout": None,
     "exit_survey": "surveys", "feature_shipped": "product_updates", "welcome_back": "product_updates",
     "loyalty_referral": "offers", "at_risk_check_in": "tips", "inactive_regulars": "offers",
     # sequences

@@ -431,11 +431,24 @@ def _notices(conn, since, until, ready: bool) -> dict:
     if not reminded:
         return out
     first = min(t for times in reminded.values() for t in times)
-    for provider, ref, via, at in conn.execute(
-            select(pm.provider, pm.external_id, pm.updated_via, changed_at)
+    # a reminded card counts as updated when it was renewed itself (the card updater, an edit) or when
+    # its customer added a new card within the window after the reminder
+    owner = {(p, r): c for p, r, c in conn.execute(select(pm.provider, pm.external_id, pm.customer_ref).where(
+        pm.external_id.in_(sorted({r for _p, r in reminded}))))}
+    by_customer: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+    for card, customer in owner.items():
+        if customer:
+            by_customer[(card[0], customer)].append(card)
+    counted: set[tuple[str, str]] = set()
+    for provider, ref, customer, via, at in conn.execute(
+            select(pm.provider, pm.external_id, pm.customer_ref, pm.updated_via, changed_at)
             .where(pm.updated_via.in_(("customer", "card_updater")), changed_at > first)):
-        times = reminded.get((provider, ref))
-        if times and at is not None and any(t < at <= t + REMINDER_WINDOW for t in times):
+        candidates = [(provider, ref)] if (provider, ref) in reminded else by_customer.get((provider, customer), [])
+        for card in candidates:
+            times = reminded.get(card)
+            if card in counted or not times or at is None or not any(t < at <= t + REMINDER_WINDOW for t in times):
+                continue
+            counted.add(card)
             out["cards_updated_after_reminder"]["total"] += 1
             out["cards_updated_after_reminder"][via] += 1
     return out

@@ -50,7 +50,7 @@ P_RENEWAL_FAILS = 0.07  # share of renewals with a valid card that the issuer de
 P_SOFT_CLEARS = 0.70  # a soft decline clears (funds arrive, limit resets) ...
 CLEAR_MEAN_DAYS = 4.0  # ... after about this many days
 P_CARD_UPDATER = 0.35  # expiring cards renewed by the networks' updater before they expire
-P_ACT = {"hard": 0.40, "soft": 0.15, "final": 0.25, "expiry": 0.30}  # a customer updates after reading
+P_ACT = {"hard": 0.30, "soft": 0.12, "final": 0.20, "expiry": 0.30}  # a customer updates after reading
 ACT_MEAN_HOURS = 20.0
 
 
@@ -180,14 +180,39 @@ def _event(kind: str, at: dt.datetime, event_id: str, data: dict) -> dict:
 
 
 def renew_due(settings, engine: Engine, gateway: SandboxGateway, *, now: dt.datetime) -> BillingSummary:
-    """Charge every sandbox subscription whose period ended; a decline becomes a webhook event."""
+    """Charge every sandbox subscription whose period ended; a decline becomes a webhook event. Renewals
+    on healthy cards are booked in one transaction (the issuer's answer is known: they pay)."""
+    from winback.dunning.gateways.sandbox import CHARGES
+    from winback.kit.db import insert_ignore
+
     summary = BillingSummary()
     with engine.connect() as conn:
         due = conn.execute(select(SUBS).where(SUBS.c.provider == "sandbox", SUBS.c.status == "active",
                                               SUBS.c.current_period_end <= now)).mappings().all()
+        refs = sorted({s["payment_method_ref"] for s in due if s["payment_method_ref"]})
+        cards = {}
+        for start in range(0, len(refs), 500):
+            cards.update({r.payment_method_ref: r for r in conn.execute(select(SANDBOX_CARDS).where(
+                SANDBOX_CARDS.c.payment_method_ref.in_(refs[start:start + 500])))})
+    healthy, others = [], []
     for sub in due:
+        card = cards.get(sub["payment_method_ref"])
+        ok = card is not None and card.behaviour == "ok" and not card_expired(card.exp_month, card.exp_year,
+                                                                              sub["current_period_end"])
+        (healthy if ok else others).append(sub)
+    if healthy:
+        with write_transaction(engine) as conn:
+            insert_ignore(conn, CHARGES, [dict(
+                idempotency_key=f"renewal:{_invoice(s)}", invoice_ref=_invoice(s), payment_method_ref=s["payment_method_ref"],
+                amount_minor=int(s["mrr_minor"] or 0), currency=s["currency"] or "USD", status="succeeded",
+                decline_code=None, created_at=s["current_period_end"]) for s in healthy], ["idempotency_key"])
+            for s in healthy:
+                conn.execute(update(SUBS).where(SUBS.c.id == s["id"]).values(
+                    current_period_end=_add_month(s["current_period_end"]), updated_at=now))
+        summary.renewals += len(healthy)
+    for sub in others:
         period_end = sub["current_period_end"]
-        invoice = f"in_sbx_{sub['external_id']}_{period_end:%Y%m%d}"
+        invoice = _invoice(sub)
         result = gateway.charge_invoice(invoice, payment_method_ref=sub["payment_method_ref"],
                                         amount_minor=sub["mrr_minor"] or 0, currency=sub["currency"] or "USD",
                                         idempotency_key=f"renewal:{invoice}")
@@ -207,6 +232,10 @@ def renew_due(settings, engine: Engine, gateway: SandboxGateway, *, now: dt.date
             "payment_method_id": sub["payment_method_ref"], "charge_id": result.gateway_ref,
             "billing_reason": "subscription_cycle"}), now=now)
     return summary
+
+
+def _invoice(sub) -> str:
+    return f"in_sbx_{sub['external_id']}_{sub['current_period_end']:%Y%m%d}"
 
 
 def card_updater(settings, engine: Engine, gateway: SandboxGateway, *, now: dt.datetime, seed: int) -> BillingSummary:
@@ -237,23 +266,32 @@ def card_updater(settings, engine: Engine, gateway: SandboxGateway, *, now: dt.d
     return summary
 
 
-def customers_act(settings, engine: Engine, gateway: SandboxGateway, *, now: dt.datetime, seed: int) -> BillingSummary:
+def customers_act(settings, engine: Engine, gateway: SandboxGateway, *, now: dt.datetime, seed: int,
+                  since: dt.datetime | None = None) -> BillingSummary:
     """SIMULATED customers: some who received a failed-payment notice or an expiry reminder update their
-    card a while later, through the same code path as the card-update page."""
+    card a while later, through the same code path as the card-update page. Each message's reaction is
+    drawn once (seeded); only reactions that fall in ``(since, now]`` happen in this call."""
+    from winback.dunning.apply import CASES
+
     summary = BillingSummary()
     with engine.connect() as conn:
         sent = conn.execute(select(OUTBOX.c.idempotency_key, OUTBOX.c.sent_at, OUTBOX.c.customer_id)
                             .where(OUTBOX.c.idempotency_key.like("dunning:%"), OUTBOX.c.status == "sent",
                                    OUTBOX.c.sent_at <= now, OUTBOX.c.sent_at > now - dt.timedelta(days=30))
                             .order_by(OUTBOX.c.sent_at)).all()
+        case_ids = {int(k.split(":")[2]) for k, _, _ in sent if k.startswith("dunning:case:")}
+        hard = set(conn.execute(select(CASES.c.id).where(CASES.c.id.in_(sorted(case_ids)),
+                                                         CASES.c.first_category == "hard")).scalars()) \
+            if case_ids else set()
     for key, sent_at, customer_id in sent:
-        kind = _notice_kind(key, engine)
+        kind = _notice_kind(key, hard)
         if kind is None:
             continue
         rng = _draw(seed, "act", key)
         if rng.random() >= P_ACT[kind]:
             continue
-        if _aware(sent_at) + dt.timedelta(hours=float(rng.exponential(ACT_MEAN_HOURS))) > now:
+        act_at = _aware(sent_at) + dt.timedelta(hours=float(rng.exponential(ACT_MEAN_HOURS)))
+        if act_at > now or (since is not None and act_at <= since):
             continue
         ref = _customer_ref(engine, customer_id)
         if ref is None or _updated_since(engine, ref, _aware(sent_at)):
@@ -279,10 +317,8 @@ def _new_card_number(rng: np.random.Generator) -> str:
             return number
 
 
-def _notice_kind(key: str, engine: Engine) -> str | None:
+def _notice_kind(key: str, hard_cases: set[int]) -> str | None:
     """expiry | final | hard | soft for a dunning message key (None: a receipt)."""
-    from winback.dunning.apply import CASES
-
     parts = key.split(":")
     if parts[1] == "expiry":
         return "expiry"
@@ -290,9 +326,7 @@ def _notice_kind(key: str, engine: Engine) -> str | None:
         return None
     if parts[3] == "final":
         return "final"
-    with engine.connect() as conn:
-        category = conn.execute(select(CASES.c.first_category).where(CASES.c.id == int(parts[2]))).scalar()
-    return "hard" if category == "hard" else "soft"
+    return "hard" if int(parts[2]) in hard_cases else "soft"
 
 
 def _customer_ref(engine: Engine, customer_id: int | None) -> str | None:
@@ -319,11 +353,12 @@ def _has_open_case(engine: Engine, customer_ref: str) -> bool:
         ).scalar_one() > 0
 
 
-def advance(settings, engine: Engine, gateway: SandboxGateway, *, now: dt.datetime, seed: int = 7) -> BillingSummary:
-    """Move the simulated billing system to ``now`` (renewals, card updater, customers acting)."""
+def advance(settings, engine: Engine, gateway: SandboxGateway, *, now: dt.datetime, seed: int = 7,
+            since: dt.datetime | None = None) -> BillingSummary:
+    """Move the simulated billing system from ``since`` to ``now`` (renewals, card updater, customers)."""
     summary = renew_due(settings, engine, gateway, now=now)
     summary.add(card_updater(settings, engine, gateway, now=now, seed=seed))
-    summary.add(customers_act(settings, engine, gateway, now=now, seed=seed))
+    summary.add(customers_act(settings, engine, gateway, now=now, seed=seed, since=since))
     return summary
 
 
@@ -358,11 +393,13 @@ class SimulatedBilling:
         self.clock = _RoundClock(start)
         self.gateway = SandboxGateway(engine, clock=self.clock)
         self.summary = import_from_history(settings, engine, now=start, seed=seed)
+        self.last: dt.datetime | None = None
         self.dunning: dict = {}
 
     def __call__(self, now: dt.datetime, engine: Engine | None = None) -> None:
-        self.clock.t = now
-        self.summary.add(advance(self.settings, self.engine, self.gateway, now=now, seed=self.seed))
+        since, self.clock.t = self.last, now
+        self.summary.add(advance(self.settings, self.engine, self.gateway, now=now, seed=self.seed, since=since))
+        self.last = now
         result = self._tick(self.settings, engine=self.engine, gateway=self.gateway, clock=self.clock,
                             worker="demo-dunning")
         for group, values in result.items():
