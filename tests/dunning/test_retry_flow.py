@@ -48,7 +48,7 @@ def test_hard_decline_is_never_retried_and_ends_in_winback(world):
     assert case["status"] == "exhausted" and case["close_reason"] == "canceled"
     assert ("cancel", who["subscription"]) in world.gateway.calls
     assert world.one(select(SUBS).where(SUBS.c.external_id == who["subscription"]))["status"] == "canceled"
-    ended = world.one(select(EVENTS).where(EVENTS.c.type == "subscription_canceled"))
+    ended = world.one(select(EVENTS).where(EVENTS.c.type == "dunning_exhausted"))
     assert ended["customer_id"] == who["customer_id"]
     assert json.loads(ended["properties"])["reason"] == "involuntary"
     assert world.charges("in_1") == 0
@@ -125,6 +125,8 @@ def test_a_new_card_is_charged_at_once_and_counts_as_customer_update(world):
     assert case["status"] == "recovered" and case["recovered_by"] == "customer_update"
     assert world.one(select(SUBS).where(SUBS.c.external_id == who["subscription"]))["payment_method_ref"] == card.ref
     assert world.charges("in_1", "succeeded") == 1
+    updated = world.one(select(EVENTS).where(EVENTS.c.type == "card_updated"))
+    assert updated["customer_id"] == who["customer_id"] and json.loads(updated["properties"])["via"] == "customer"
 
 
 def test_card_updater_renewal_retries_and_is_credited(world):

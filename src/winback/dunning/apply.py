@@ -336,6 +336,15 @@ def upsert_card(conn: Connection, provider: str, card: CardEvent, *, via: str, a
         conn.execute(insert(CARDS).values(provider=provider, external_id=card.ref, **values))
     else:
         conn.execute(update(CARDS).where(CARDS.c.id == old["id"]).values(**values))
+    changed = old is None or (old["exp_month"], old["exp_year"], old["last4"]) != (
+        card.exp_month or old["exp_month"], card.exp_year or old["exp_year"], card.last4 or old["last4"])
+    if via in ("customer", "card_updater") and changed and not card.detached:
+        # the payment-update campaigns exit on it; the timeline shows it
+        add_customer_event(conn, event_id=f"dunning:card:{provider}:{card.ref}:{at.isoformat()}",
+                           customer_id=values.get("customer_id") or (old or {}).get("customer_id")
+                           or customer_id_for(conn, customer_ref), type_="card_updated", occurred_at=at, now=now,
+                           properties={"via": via, "brand": card.brand, "last4": card.last4,
+                                       "exp_month": card.exp_month, "exp_year": card.exp_year})
     return "applied", old
 
 
@@ -451,10 +460,12 @@ def _subscription_event(conn: Connection, settings, ev: BillingEvent, now: dt.da
 
 
 def enter_winback(conn: Connection, case: dict, *, at: dt.datetime, now: dt.datetime, action: str) -> None:
-    """The subscription ended for a failed payment: a ``subscription_canceled`` fact with reason
-    involuntary, which the playbook's involuntary win-back campaign reacts to."""
+    """The subscription ended for a failed payment: a ``dunning_exhausted`` fact (reason involuntary),
+    which the playbook's ``involuntary_lapsed`` win-back campaign reacts to at once. (Not a
+    ``subscription_canceled``: the history's cancellations already feed the segment-based
+    campaigns, and the exit survey must not ask someone whose card simply failed.)"""
     add_customer_event(conn, event_id=f"dunning:ended:{case['id']}", customer_id=case["customer_id"],
-                       type_="subscription_canceled", occurred_at=at, now=now,
+                       type_="dunning_exhausted", occurred_at=at, now=now,
                        properties={"reason": "involuntary", "source": "dunning", "action": action,
                                    "invoice": case["invoice_ref"], "decline_code": case.get("last_decline_code"),
                                    "mrr_minor": case.get("mrr_minor"), "currency": case.get("currency")})

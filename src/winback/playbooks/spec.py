@@ -46,7 +46,7 @@ CHANNELS = ("email", "task", "webhook", "audience")
 #: customer_events types the campaigns understand (triggers and exit conditions)
 EVENT_TYPES = ("subscription_canceled", "checkout_abandoned", "checkout_failed", "payment_failed",
                "payment_recovered", "release_shipped", "returned", "purchased", "unsubscribed",
-               "survey_answered", "card_updated", "coupon_redeemed", "complained")
+               "survey_answered", "card_updated", "coupon_redeemed", "complained", "dunning_exhausted")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
 
