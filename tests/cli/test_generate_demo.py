@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -68,6 +69,8 @@ def test_demo_runs_end_to_end_and_refreshes(tmp_path):
     assert dunning["notices"]["failed_payment_sent"] > 0 and dunning["notices"]["expiry_reminders_sent"] > 0
     by = dunning["recovered"]["by"]
     assert by["retry"]["invoices"] > 0 and by["customer_update"]["invoices"] > 0
+    html = Path(payload["report"]).read_text(encoding="utf-8")
+    assert "Dunning: failed payments and recovery" in html and "No failed payments recorded" not in html
     # the workspace clock moved past the holdout window, so the dashboard sees the simulated events
     assert f'now = "{results["measured_at"][:19]}Z"' in (target / "winback.toml").read_text()
     # a second run recreates the folder instead of piling up data; the text shows the simulated results

@@ -266,3 +266,24 @@ def test_two_workers_never_work_the_same_case(world):
     b = claim_due(world.engine, "b", now, 60, 10)
     assert [c["invoice_ref"] for c in a] == ["in_1"] and b == []
     assert claim_due(world.engine, "b", now + dt.timedelta(seconds=61), 60, 10)[0]["claimed_by"] == "b"
+
+
+def test_a_failure_without_decline_code_is_looked_up_before_any_charge(world):
+    """Stripe's newer invoice events carry no decline code: the provider is asked before charging, and
+    a hard decline found there is never retried."""
+    from winback.dunning.gateways.sandbox import CHARGES
+
+    who = world.customer(card_behaviour="lost_card")
+    with world.engine.begin() as conn:  # the provider's own first charge, declined lost_card
+        conn.execute(CHARGES.insert().values(idempotency_key="provider-1", invoice_ref="in_1", amount_minor=4900,
+                                             currency="USD", status="failed", decline_code="lost_card",
+                                             payment_method_ref=who["card"], created_at=T0))
+    world.fail(who, "in_1", None)
+    assert world.case("in_1")["first_category"] == "soft"  # unknown until asked
+    world.run(T0 + DAY)
+    case = world.case("in_1")
+    assert (case["first_decline_code"], case["first_category"], case["needs_update"]) == ("lost_card", "hard", True)
+    assert [c for c in world.gateway.calls if c[0] == "charge"] == []
+    world.run(T0 + 3 * DAY)
+    world.run(T0 + 7 * DAY)
+    assert our_attempts(world, "in_1") == []

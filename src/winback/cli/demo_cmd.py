@@ -37,7 +37,7 @@ def demo_cmd(
     from winback.campaigns.planner import plan
     from winback.campaigns.service import sending_report
     from winback.delivery.service import run_simulated
-    from winback.reports.analysis_report import run_analysis
+    from winback.reports.analysis_report import build_report, run_analysis
     from winback.history.store import ibis_connection
     from winback.history.summary import overview
     from winback.ingest.service import ingest
@@ -106,6 +106,8 @@ def demo_cmd(
         attribution = attribute(settings, now=measured_at)
         results = campaign_results(settings, now=measured_at)
         dunning = dunning_report(settings, now=measured_at)
+        if report is not None:  # the HTML report again, with what dunning did in the simulated weeks
+            build_report({**analysis.report_data, "dunning": dunning}, report)
         steps["measure"] = time.perf_counter() - t
         counts = status(settings)
         bar.update(task, advance=1)

@@ -106,7 +106,10 @@ class Retrier:
                 return {"case_id": case["id"], "outcome": "waiting"}
             return self._exhaust(case, now)
         first_attempt = self._first_attempt_at(case)
-        if first_attempt is not None and now - first_attempt > dt.timedelta(hours=self.cfg.lookup_after_hours):
+        late = first_attempt is not None and now - first_attempt > dt.timedelta(hours=self.cfg.lookup_after_hours)
+        # no decline code yet (Stripe's newer invoice events carry none): ask before charging blindly
+        unknown = not case["first_decline_code"] and case["next_trigger"] in ("schedule", "quick")
+        if late or unknown:
             looked = self._lookup(case, now)
             if looked is not None:
                 return looked
@@ -131,6 +134,20 @@ class Retrier:
         if state.status in ("void", "uncollectible"):
             self._close(case, now, "voided" if state.status == "void" else "uncollectible")
             return {"case_id": case["id"], "outcome": "closed"}
+        if state.decline_code and not case["first_decline_code"]:
+            category = classify(state.decline_code)
+            values = dict(first_decline_code=state.decline_code, first_category=category,
+                          last_decline_code=case["last_decline_code"] or state.decline_code,
+                          last_category=case["last_category"] if case["last_decline_code"] else category,
+                          updated_at=now)
+            if category == "hard" and case["next_trigger"] in ("schedule", "quick"):
+                # a hard decline learnt from the provider: no retry, wait for a new card
+                with write_transaction(self.engine) as conn:
+                    _release(conn, case["id"], self.worker, needs_update=True, next_attempt_at=case["grace_until"],
+                             next_trigger="exhaust", **values)
+                return {"case_id": case["id"], "outcome": "waiting_for_card"}
+            with write_transaction(self.engine) as conn:
+                conn.execute(update(CASES).where(CASES.c.id == case["id"]).values(**values))
         return None
 
     def _close(self, case: dict, now: dt.datetime, reason: str) -> None:

@@ -233,6 +233,7 @@ def run_analysis(settings, observation_end: dt.datetime | None = None, *, write_
         data["tables"] = {**data.get("tables", {}), **insight_tables(settings, insights)}
         data["dunning"] = dunning_data(settings)
         build_report(data, path)
+        outcome.report_data = data  # what the report shows: the demo renders it again after dunning ran
         _set_report_path(settings, outcome.analysis_id, path)
         outcome.seconds["report"] = time.perf_counter() - t0
     outcome.summary["analysis_id"] = outcome.analysis_id
