@@ -97,3 +97,29 @@ def test_dunning_run_applies_stored_webhooks_and_retries(tmp_path):
         assert case["next_attempt_at"] > now + dt.timedelta(hours=23)
     finally:
         engine.dispose()
+
+
+def test_dunning_status_lists_failed_webhooks_and_cases(tmp_path):
+    import datetime as dt
+
+    from winback.dunning.service import store_sandbox_event
+
+    ws = _workspace(tmp_path, with_data=False)
+    engine = make_engine(load_settings(ws).resolved_state_url)
+    now = dt.datetime.now(dt.timezone.utc)
+    try:
+        store_sandbox_event(engine, {"id": "evt_ok", "type": "invoice.payment_failed", "timestamp": now.isoformat(),
+                                     "data": {"invoice_id": "in_1", "customer_id": "cus_1", "amount_due": 100,
+                                              "currency": "USD", "decline_code": "lost_card"}}, now=now)
+        store_sandbox_event(engine, {"id": "evt_bad", "type": "invoice.payment_failed", "timestamp": "yesterday",
+                                     "data": {}}, now=now)
+        assert run("dunning", "run", "-w", str(ws), "--until-idle").exit_code == 0
+        result = run("dunning", "status", "-w", str(ws), "--json")
+        s = json.loads(result.stdout)
+        assert s["webhooks"] == {"sandbox:processed": 1, "sandbox:failed": 1}
+        assert s["failed_webhooks"][0]["event_id"] == "evt_bad" and s["failed_webhooks"][0]["error"]
+        assert s["cases"] == {"open": 1} and s["waiting_for_new_card"] == 1 and s["next_step_at"]
+        text = run("dunning", "status", "-w", str(ws)).stdout
+        assert "failed sandbox evt_bad" in text
+    finally:
+        engine.dispose()

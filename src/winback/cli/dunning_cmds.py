@@ -185,3 +185,22 @@ def sandbox_import_cmd(workspace: WorkspaceOpt = Path("."),
         return
     out.print(f"imported {summary['imported_subscriptions']:,} subscriptions and {summary['imported_cards']:,} cards "
               "into the sandbox", highlight=False)
+
+
+@dunning_app.command("status")
+@handle_errors
+def status_cmd(workspace: WorkspaceOpt = Path("."), json_output: JsonOpt = False) -> None:
+    """Webhooks waiting or failed, cases by status, the next charge due."""
+    from winback.dunning.service import status
+
+    s = status(load_settings(workspace))
+    if json_output:
+        emit_json({"ok": True, **s})
+        return
+    out.print(f"gateway {s['gateway']}; webhooks: " + (", ".join(f"{k} {v:,}" for k, v in sorted(s["webhooks"].items()))
+                                                      or "none"), highlight=False)
+    out.print("cases: " + (", ".join(f"{k} {v:,}" for k, v in sorted(s["cases"].items())) or "none")
+              + f"; waiting for a new card {s['waiting_for_new_card']:,}; next step at {s['next_step_at'] or '-'}",
+              highlight=False)
+    for f in s["failed_webhooks"]:
+        out.print(f"  failed {f['provider']} {f['event_id']} ({f['type']}): {f['error']}", highlight=False, markup=False)

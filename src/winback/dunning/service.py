@@ -260,3 +260,34 @@ def store_sandbox_event(engine: Engine, event: dict, *, now: dt.datetime) -> boo
 
 __all__ = ["process_webhooks", "run_due", "tick", "run", "update_card", "open_cases_for_customer",
            "schedule_notices", "store_sandbox_event", "FixedClock"]
+
+
+def status(settings, *, engine: Engine | None = None) -> dict:
+    """What the dunning worker has to do and what went wrong: webhooks by status (with the latest
+    failures), cases by status, the next charge due, cases waiting for a new card."""
+    from sqlalchemy import func
+
+    own = engine is None
+    engine = engine or make_engine(settings.resolved_state_url)
+    try:
+        with engine.connect() as conn:
+            hooks = {f"{p}:{s}": n for p, s, n in conn.execute(
+                select(WEBHOOKS.c.provider, WEBHOOKS.c.status, func.count()).where(
+                    WEBHOOKS.c.provider.in_(BILLING_PROVIDERS)).group_by(WEBHOOKS.c.provider, WEBHOOKS.c.status))}
+            failed = [dict(r._mapping) for r in conn.execute(
+                select(WEBHOOKS.c.provider, WEBHOOKS.c.event_id, WEBHOOKS.c.type, WEBHOOKS.c.error,
+                       WEBHOOKS.c.received_at).where(WEBHOOKS.c.provider.in_(BILLING_PROVIDERS),
+                                                     WEBHOOKS.c.status == "failed")
+                .order_by(WEBHOOKS.c.id.desc()).limit(5))]
+            cases = {s: n for s, n in conn.execute(select(CASES.c.status, func.count()).where(
+                CASES.c.first_failed_at.is_not(None)).group_by(CASES.c.status))}
+            waiting = conn.execute(select(func.count()).select_from(CASES).where(
+                CASES.c.status == "open", CASES.c.needs_update.is_(True))).scalar_one()
+            due = conn.execute(select(func.min(CASES.c.next_attempt_at)).where(CASES.c.status == "open")).scalar()
+    finally:
+        if own:
+            engine.dispose()
+    for r in failed:
+        r["received_at"] = r["received_at"].isoformat() if r["received_at"] else None
+    return {"gateway": settings.dunning.gateway, "webhooks": hooks, "failed_webhooks": failed, "cases": cases,
+            "waiting_for_new_card": waiting, "next_step_at": due.isoformat() if due else None}
