@@ -202,6 +202,10 @@ def test_customer_updated_default_payment_method():
     ignored = parse_event("stripe", json.dumps(body))
     assert (ignored.kind, ignored.customer_ref, ignored.default_payment_method_ref) == ("ignored",
                                                                                         "cus_RVx2Zq8mJ3kT1a", None)
+    # the same default card, something else changed (delinquent flag, e-mail): no card change, no charge
+    body = load("customer.updated")
+    body["data"]["previous_attributes"] = {"delinquent": False}
+    assert parse_event("stripe", json.dumps(body)).kind == "ignored"
 
 
 def test_setup_intent_succeeded_sets_the_default_card():

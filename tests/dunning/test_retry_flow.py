@@ -287,3 +287,37 @@ def test_a_failure_without_decline_code_is_looked_up_before_any_charge(world):
     world.run(T0 + 3 * DAY)
     world.run(T0 + 7 * DAY)
     assert our_attempts(world, "in_1") == []
+
+
+def test_exhaustion_looks_the_invoice_up_first(world):
+    """Paid on the provider's hosted page with the webhook lost: at the end of grace the look-up finds it
+    paid, and the subscription is not canceled."""
+    from winback.dunning.gateways.sandbox import CHARGES
+
+    who = world.customer(card_behaviour="stolen_card")
+    world.fail(who, "in_1", "stolen_card")
+    with world.engine.begin() as conn:
+        conn.execute(CHARGES.insert().values(idempotency_key="hosted-page", invoice_ref="in_1", amount_minor=4900,
+                                             currency="USD", status="succeeded", created_at=T0 + 5 * DAY))
+    world.run(T0 + 15 * DAY)
+    case = world.case("in_1")
+    assert (case["status"], case["recovered_by"]) == ("recovered", "external")
+    assert not [c for c in world.gateway.calls if c[0] == "cancel"]
+    assert world.one(select(SUBS).where(SUBS.c.external_id == who["subscription"]))["status"] == "active"
+
+
+def test_cases_of_another_billing_system_are_tracked_not_charged(world):
+    """A Standard Webhooks sender charges its own invoices: the sandbox (or Stripe) gateway never does."""
+    from winback.dunning.events import InvoiceInfo
+
+    world.customer()
+    world.event("invoice_payment_failed", customer_ref="cus_1", invoice=InvoiceInfo(
+        ref="INV-42", customer_ref="cus_1", amount_minor=4900, currency="EUR", decline_code="insufficient_funds"))
+    with world.engine.begin() as conn:  # the event came from the standard provider
+        from winback.models.dunning import DunningCase
+
+        conn.execute(DunningCase.__table__.update().values(provider="standard"))
+    for days in (1, 3, 7, 15):
+        world.run(T0 + days * DAY)
+    assert world.gateway.calls == []
+    assert world.case("INV-42")["status"] == "open"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, func, insert, literal, or_, select, update
 
 from winback.dunning.events import BillingEvent, CardEvent, InvoiceInfo
 from winback.dunning.policy import Policy, after_failure, classify
@@ -104,12 +104,16 @@ def _default_card(conn: Connection, provider: str, customer_ref: str | None, sub
     return row[0] if row else None
 
 
-def card_key(conn: Connection, provider: str, payment_method_ref: str | None, invoice_ref: str) -> str:
-    """What the 30-day cap counts per: the card's fingerprint, else its id, else the invoice."""
+def card_key(conn: Connection, provider: str, payment_method_ref: str | None, invoice_ref: str,
+             customer_ref: str | None = None) -> str:
+    """What the 30-day cap counts per: the card's fingerprint, else its id, else the customer (whose
+    default card the provider charges), else the invoice."""
     if payment_method_ref:
         fp = conn.execute(select(CARDS.c.fingerprint).where(CARDS.c.provider == provider,
                                                             CARDS.c.external_id == payment_method_ref)).scalar()
         return f"fp:{fp}" if fp else f"pm:{payment_method_ref}"
+    if customer_ref:
+        return f"customer:{provider}:{customer_ref}"
     return f"invoice:{provider}:{invoice_ref}"
 
 
@@ -129,6 +133,11 @@ def _failure(conn: Connection, settings, ev: BillingEvent, now: dt.datetime) -> 
     inv = ev.invoice
     if inv is None or not inv.ref:
         return "ignored"
+    if ev.card is not None and ev.card.ref:
+        known = conn.execute(select(CARDS.c.id).where(CARDS.c.provider == ev.provider,
+                                                      CARDS.c.external_id == ev.card.ref)).first()
+        if known is None:  # a card winback had not seen yet: keep it for the cap and the reminders
+            upsert_card(conn, ev.provider, ev.card, via="webhook", at=ev.occurred_at, now=now)
     policy = Policy.from_settings(settings.dunning)
     case = case_by_invoice(conn, ev.provider, inv.ref)
     code = inv.decline_code
@@ -209,7 +218,8 @@ def _record_external_attempt(conn: Connection, case: dict, ev: BillingEvent, inv
     pm = inv.payment_method_ref or case["payment_method_ref"]
     added = insert_ignore(conn, ATTEMPTS, [dict(
         case_id=case["id"], number=number, idempotency_key=key, trigger="initial" if number == 1 else "external",
-        payment_method_ref=pm, card_key=card_key(conn, ev.provider, pm, case["invoice_ref"]), status="failed",
+        payment_method_ref=pm, card_key=card_key(conn, ev.provider, pm, case["invoice_ref"], case["customer_ref"]),
+        status="failed",
         decline_code=code, category=category, message=inv.failure_message, gateway_ref=inv.charge_ref, worker=None,
         started_at=ev.occurred_at, finished_at=ev.occurred_at)], ["idempotency_key"])
     if added:
@@ -259,9 +269,9 @@ def _who_paid(conn: Connection, case: dict) -> str:
     """An invoice paid outside our own successful charge: by our in-flight charge, a new card, or else."""
     rows = conn.execute(select(ATTEMPTS.c.trigger, ATTEMPTS.c.status).where(ATTEMPTS.c.case_id == case["id"])
                         .order_by(ATTEMPTS.c.number.desc())).all()
-    for r in rows:
-        if r.status in ("started", "succeeded") and r.trigger in RECOVERED_BY:
-            return RECOVERED_BY[r.trigger]
+    latest = rows[0] if rows else None  # only our last charge can be the one that paid
+    if latest is not None and latest.status in ("started", "succeeded", "error") and latest.trigger in RECOVERED_BY:
+        return RECOVERED_BY[latest.trigger]
     if case.get("next_trigger") in ("customer_update", "card_updater"):
         return case["next_trigger"]
     return "external"
@@ -360,6 +370,9 @@ def retry_open_cases(conn: Connection, provider: str, *, customer_ref: str | Non
         cond.append(CASES.c.customer_ref == customer_ref)
     else:
         return []
+    # a hard-declined case is never charged again with the card that failed
+    cond.append(or_(CASES.c.needs_update.is_(False), CASES.c.payment_method_ref.is_(None),
+                    CASES.c.payment_method_ref != payment_method_ref, literal(trigger == "card_updater")))
     ids = [r[0] for r in conn.execute(select(CASES.c.id).where(and_(*cond))).all()]
     if ids:
         conn.execute(update(CASES).where(CASES.c.id.in_(ids)).values(
@@ -381,10 +394,10 @@ def _card(conn: Connection, settings, ev: BillingEvent, now: dt.datetime) -> str
         _notices().cancel_expiry_reminders(conn, ev.provider, card.ref, now)
     if card.detached:
         return "applied"
-    renewed = old is not None and (via == "card_updater" or expiry_changed or old.get("last4") != card.last4)
+    renewed = via == "card_updater" or (old is not None and (expiry_changed or old.get("last4") != card.last4))
     if renewed:
         # the card on file changed (new expiry / number from the updater, or the customer edited it)
-        retry_open_cases(conn, ev.provider, customer_ref=card.customer_ref or old.get("customer_ref"),
+        retry_open_cases(conn, ev.provider, customer_ref=card.customer_ref or (old or {}).get("customer_ref"),
                          payment_method_ref=card.ref, trigger="card_updater" if via == "card_updater"
                          else "customer_update", now=now, only_card=card.ref)
     return "applied"

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 
-from sqlalchemy import Connection, Engine, and_, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, func, or_, select, text, update
 
 from winback.dunning.apply import (ATTEMPTS, CASES, RECOVERED_BY, SUBS, card_key, case_by_invoice, enter_winback,
                                    mark_recovered)
@@ -32,12 +33,16 @@ UNANSWERED = ("timeout", "api_connection_error", "rate_limit")
 
 
 def claim_due(engine: Engine, worker: str, now: dt.datetime, lease_seconds: float, limit: int,
-              case_ids: list[int] | None = None) -> list[dict]:
-    """Take up to ``limit`` open cases whose next step is due (or the given ones), with a lease."""
+              case_ids: list[int] | None = None, provider: str | None = None) -> list[dict]:
+    """Take up to ``limit`` open cases whose next step is due (or the given ones), with a lease.
+    ``provider``: only that billing system's cases (a gateway charges only its own invoices; cases
+    reported by a Standard Webhooks sender are tracked, not charged)."""
     lease = now + dt.timedelta(seconds=lease_seconds)
     with write_transaction(engine) as conn:
         free = or_(CASES.c.lease_until.is_(None), CASES.c.lease_until < now)
         cond = [CASES.c.status == "open", free]
+        if provider is not None:
+            cond.append(CASES.c.provider == provider)
         if case_ids is None:
             cond += [CASES.c.next_attempt_at.is_not(None), CASES.c.next_attempt_at <= now]
         else:
@@ -87,6 +92,10 @@ class Retrier:
             log.warning("dunning: case %s: gateway error %s: %s", case["id"], exc.code, exc)
             self._quick_retry(case, exc.code)
             return {"case_id": case["id"], "outcome": "gateway_error", "decline_code": exc.code}
+        except Exception:  # a bug or an outage with one case must not stop the others
+            log.exception("dunning: case %s failed", case["id"])
+            self._quick_retry(case, "internal_error")
+            return {"case_id": case["id"], "outcome": "internal_error"}
 
     def _work(self, case: dict) -> dict:
         now = self.now()
@@ -109,11 +118,19 @@ class Retrier:
         late = first_attempt is not None and now - first_attempt > dt.timedelta(hours=self.cfg.lookup_after_hours)
         # no decline code yet (Stripe's newer invoice events carry none): ask before charging blindly
         unknown = not case["first_decline_code"] and case["next_trigger"] in ("schedule", "quick")
-        if late or unknown:
+        if late or unknown or self._last_attempt_errored(case):
             looked = self._lookup(case, now)
             if looked is not None:
                 return looked
         return self._charge(case, now)
+
+    def _last_attempt_errored(self, case: dict) -> bool:
+        """Our last charge ended in an answered error (Stripe's 500 is replayed for its key, a payment
+        may still be processing): the next one must know the invoice's state first."""
+        with self.engine.connect() as conn:
+            last = conn.execute(select(ATTEMPTS.c.status).where(ATTEMPTS.c.case_id == case["id"])
+                                .order_by(ATTEMPTS.c.number.desc()).limit(1)).scalar()
+        return last == "error"
 
     def _first_attempt_at(self, case: dict) -> dt.datetime | None:
         with self.engine.connect() as conn:
@@ -193,7 +210,9 @@ class Retrier:
             if pm is None and case["subscription_ref"]:
                 pm = conn.execute(select(SUBS.c.payment_method_ref).where(
                     SUBS.c.provider == case["provider"], SUBS.c.external_id == case["subscription_ref"])).scalar()
-            key_of_card = card_key(conn, case["provider"], pm, case["invoice_ref"])
+            key_of_card = card_key(conn, case["provider"], pm, case["invoice_ref"], case["customer_ref"])
+            if self.engine.dialect.name == "postgresql":  # two workers never both pass the cap for a card
+                conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": key_of_card})
             times = conn.execute(select(ATTEMPTS.c.started_at).where(
                 ATTEMPTS.c.card_key == key_of_card,
                 ATTEMPTS.c.started_at > now - dt.timedelta(days=30))).scalars().all()
@@ -203,7 +222,9 @@ class Retrier:
                 return {"case_id": case["id"], "outcome": "capped", "until": wait_until}
             number = (conn.execute(select(func.max(ATTEMPTS.c.number)).where(ATTEMPTS.c.case_id == case["id"])
                                    ).scalar() or 0) + 1
-            key = f"winback:{case['provider']}:{case['invoice_ref']}:{number}"
+            # committed before the call; the random part keeps a restored database or a second
+            # environment on the same account from reusing a key the provider still remembers
+            key = f"winback:{case['provider']}:{case['invoice_ref']}:{number}:{uuid.uuid4().hex[:12]}"
             fenced = conn.execute(update(CASES).where(CASES.c.id == case["id"], CASES.c.claimed_by == self.worker,
                                                       CASES.c.status == "open")
                                   .values(attempts=CASES.c.attempts + 1, updated_at=now)).rowcount
@@ -262,6 +283,12 @@ class Retrier:
 
                 notices.cancel_case_notices(conn, case["id"], now, "voided")
                 return outcome
+            if fresh["next_trigger"] in ("customer_update", "card_updater") and \
+                    fresh["payment_method_ref"] != attempt["payment_method_ref"] and not unanswered:
+                # a new card arrived while the old one was being charged: charge the new one now
+                _release(conn, case["id"], self.worker, last_decline_code=result.decline_code,
+                         last_category=category, next_attempt_at=now, needs_update=False, updated_at=now)
+                return outcome
             step = after_failure(self.policy, category=category, first_failed_at=fresh["first_failed_at"] or now,
                                  now=now, retry_index=fresh["retry_index"],
                                  quick_retries=fresh["quick_retries"] if category == "gateway" else 0)
@@ -282,19 +309,31 @@ class Retrier:
         with write_transaction(self.engine) as conn:
             fresh = _fresh(conn, case["id"])
             if fresh["next_trigger"] == "exhaust":  # ending the subscription failed: try that again soon
-                delay = min(self.policy.quick_base_seconds * 2 ** fresh["quick_retries"], self.policy.quick_max_seconds)
+                delay = min(self.policy.quick_base_seconds * 2 ** min(fresh["quick_retries"], 20),
+                            self.policy.quick_max_seconds)
                 _release(conn, case["id"], self.worker, next_attempt_at=now + dt.timedelta(seconds=delay),
                          quick_retries=fresh["quick_retries"] + 1, updated_at=now)
                 return
+            if fresh["status"] != "open":
+                _release(conn, case["id"], self.worker)
+                return
             step = after_failure(self.policy, category="gateway", first_failed_at=fresh["first_failed_at"] or now,
                                  now=now, retry_index=fresh["retry_index"], quick_retries=fresh["quick_retries"])
-            at = step.at or fresh["grace_until"] or now + dt.timedelta(hours=1)
+            at = step.at or max(fresh["grace_until"] or now, now + dt.timedelta(minutes=10))
             _release(conn, case["id"], self.worker, next_attempt_at=at, quick_retries=step.quick_retries,
                      retry_index=step.retry_index, next_trigger=step.trigger or "exhaust", updated_at=now)
 
     def _exhaust(self, case: dict, now: dt.datetime) -> dict:
         """Retries and grace are over: cancel or pause the subscription; the customer enters win-back."""
         action = self.cfg.on_exhausted
+        looked = self._lookup(case, now)  # paid on the hosted page with the webhook lost: not a lapse
+        if looked is not None:
+            return looked
+        with self.engine.connect() as conn:
+            fresh = _fresh(conn, case["id"])
+        if fresh["status"] != "open" or fresh["claimed_by"] != self.worker or \
+                fresh["next_trigger"] in ("customer_update", "card_updater"):
+            return {"case_id": case["id"], "outcome": "gone"}  # a new card arrived meanwhile
         if case["subscription_ref"]:
             self.gateway.end_subscription(case["subscription_ref"], action=action,
                                           idempotency_key=f"winback:{case['provider']}:{case['invoice_ref']}:end")

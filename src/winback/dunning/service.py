@@ -130,7 +130,7 @@ def run_due(settings, *, engine: Engine, gateway=None, clock=None, now: dt.datet
     retrier = Retrier(settings, engine, gateway, clock, worker)
     counts: dict[str, int] = {}
     while True:
-        cases = claim_due(engine, worker, clock.now(), settings.dunning.lease_seconds, limit)
+        cases = claim_due(engine, worker, clock.now(), settings.dunning.lease_seconds, limit, provider=gateway.name)
         for case in cases:
             outcome = retrier.work(case)["outcome"]
             counts[outcome] = counts.get(outcome, 0) + 1
@@ -210,6 +210,8 @@ def update_card(settings, *, engine: Engine, provider: str, customer_ref: str, c
     if not charge_now or not cases:
         return result
     gateway = gateway or make_gateway(settings, engine=engine, clock=clock)
+    if gateway.name != provider:  # another billing system's invoices: it charges them itself
+        return result
     worker = f"card-update:{uuid.uuid4().hex[:8]}"
     retrier = Retrier(settings, engine, gateway, clock, worker)
     for claimed in _claim_now(engine, worker, t, settings.dunning.lease_seconds, sorted(cases)):

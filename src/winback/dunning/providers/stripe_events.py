@@ -235,6 +235,11 @@ def _default_method_fields(obj: dict, raw_type: str, previous: dict, extra: dict
         if ref(method) is None:
             return {**out, "kind": "ignored"}
         card = _card_event(ref(method), ref(obj), method.get("card")) if isinstance(method, dict) else None
+        # Stripe lists what changed in previous_attributes: a customer.updated about the e-mail, the
+        # delinquent flag or metadata carries the same default card and must not start a charge
+        settings_before = previous.get("invoice_settings")
+        if not (isinstance(settings_before, dict) and "default_payment_method" in settings_before):
+            return {**out, "kind": "ignored"}
         return {**out, "default_payment_method_ref": ref(method), "card": card, "card_via": "customer"}
     # setup_intent.succeeded: a card saved for later (Checkout in setup mode, our card-update page)
     method, customer = obj.get("payment_method"), ref(obj.get("customer"))
