@@ -321,3 +321,31 @@ def test_cases_of_another_billing_system_are_tracked_not_charged(world):
         world.run(T0 + days * DAY)
     assert world.gateway.calls == []
     assert world.case("INV-42")["status"] == "open"
+
+
+def test_a_webhook_that_lost_a_race_is_applied_again(world, monkeypatch):
+    """Two workers creating the same case at once: the loser's unique-key conflict puts the event back."""
+    from sqlalchemy.exc import IntegrityError
+
+    from winback.dunning import service
+    from winback.models.tracking import WebhookEvent
+
+    world.customer()
+    service.store_sandbox_event(world.engine, {"id": "evt_race", "type": "invoice.payment_failed",
+                                               "timestamp": T0.isoformat(), "data": {
+                                                   "invoice_id": "in_race", "customer_id": "cus_1",
+                                                   "amount_due": 900, "currency": "USD",
+                                                   "decline_code": "insufficient_funds"}}, now=T0)
+    real, calls = service.apply_event, []
+
+    def racing(conn, settings, ev, now):
+        calls.append(ev.event_id)
+        if len(calls) == 1:
+            raise IntegrityError("INSERT INTO dunning_cases", {}, Exception("duplicate key"))
+        return real(conn, settings, ev, now)
+
+    monkeypatch.setattr(service, "apply_event", racing)
+    assert service.process_webhooks(world.settings, engine=world.engine, now=T0)["retried"] == 1
+    assert service.process_webhooks(world.settings, engine=world.engine, now=T0)["applied"] == 1
+    row = world.one(select(WebhookEvent.__table__).where(WebhookEvent.__table__.c.event_id == "evt_race"))
+    assert row["status"] == "processed" and world.case("in_race")["status"] == "open"

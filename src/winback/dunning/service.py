@@ -18,6 +18,7 @@ import time
 import uuid
 
 from sqlalchemy import Engine, and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from winback.dunning.apply import CASES, apply_event, retry_open_cases, set_default_card, upsert_card
 from winback.dunning.events import CardEvent
@@ -98,6 +99,13 @@ def process_webhooks(settings, *, engine: Engine, now: dt.datetime | None = None
                         error="stale: older than the state it would change" if outcome == "stale" else None,
                         processed_at=now))
                 counts[outcome] += 1
+            except IntegrityError as exc:  # another worker created the same case at the same moment: again
+                tries = (row.get("error") or "").count("conflict") + 1
+                status = "received" if tries < 3 else "failed"
+                _finish_webhook(engine, row["id"], status, f"conflict {tries}: {' '.join(str(exc).split())[:300]}",
+                                now if status == "failed" else None)
+                key = "failed" if status == "failed" else "retried"
+                counts[key] = counts.get(key, 0) + 1
             except Exception as exc:  # one broken event must not stop the others
                 log.exception("dunning: webhook %s (%s) failed", row["event_id"], row["type"])
                 _finish_webhook(engine, row["id"], "failed", f"{type(exc).__name__}: {exc}"[:500], now)
@@ -113,7 +121,7 @@ def _event_id(row: dict) -> str | None:
     return event_id[len(prefix):] if event_id.startswith(prefix) else event_id or None
 
 
-def _finish_webhook(engine: Engine, row_id: int, status: str, error: str | None, now: dt.datetime) -> None:
+def _finish_webhook(engine: Engine, row_id: int, status: str, error: str | None, now: dt.datetime | None) -> None:
     with write_transaction(engine) as conn:
         conn.execute(update(WEBHOOKS).where(WEBHOOKS.c.id == row_id).values(status=status, error=error,
                                                                             processed_at=now))
