@@ -146,26 +146,35 @@ def run_due(settings, *, engine: Engine, gateway=None, clock=None, now: dt.datet
             return counts
 
 
-def schedule_notices(settings, *, engine: Engine, now: dt.datetime) -> dict:
+def schedule_notices(settings, *, engine: Engine, now: dt.datetime, expiry: bool = True) -> dict:
+    """Queue due failed-payment notices and (with ``expiry``) card-expiry reminders."""
     from winback.dunning import notices
 
     if not settings.dunning.notices:
         return {"case_notices": 0, "expiry_reminders": 0}
     with write_transaction(engine) as conn:
         cases = notices.schedule_case_notices(conn, settings, now)
-        expiry = notices.schedule_expiry_reminders(conn, settings, now)
-    return {"case_notices": cases, "expiry_reminders": expiry}
+        reminders = notices.schedule_expiry_reminders(conn, settings, now) if expiry else 0
+    return {"case_notices": cases, "expiry_reminders": reminders}
+
+
+EXPIRY_EVERY = dt.timedelta(hours=1)  # reminders are by the day: one scan of the cards an hour is plenty
 
 
 def tick(settings, *, engine: Engine, gateway=None, clock=None, now: dt.datetime | None = None,
-         worker: str | None = None) -> dict:
-    """One round of the dunning worker (see the module docstring)."""
+         worker: str | None = None, state: dict | None = None) -> dict:
+    """One round of the dunning worker (see the module docstring). ``state`` (kept by a long-running
+    worker between rounds) limits the card-expiry scan to once per hour."""
     clock = _clock(settings, clock, now)
     gateway = gateway or make_gateway(settings, engine=engine, clock=clock)
     t = clock.now()
     result = {"webhooks": process_webhooks(settings, engine=engine, now=t)}
     result["charges"] = run_due(settings, engine=engine, gateway=gateway, clock=clock, worker=worker)
-    result["notices"] = schedule_notices(settings, engine=engine, now=clock.now())
+    t = clock.now()
+    expiry = state is None or state.get("expiry_at") is None or t - state["expiry_at"] >= EXPIRY_EVERY
+    result["notices"] = schedule_notices(settings, engine=engine, now=t, expiry=expiry)
+    if expiry and state is not None:
+        state["expiry_at"] = t
     return result
 
 
@@ -177,10 +186,11 @@ def run(settings, *, until_idle: bool = False, poll_seconds: float = 5.0, stop: 
     engine = engine or make_engine(settings.resolved_state_url)
     worker = worker or default_worker_id()
     totals: dict = {"rounds": 0}
+    state: dict = {}
     try:
         gateway = gateway or make_gateway(settings, engine=engine, clock=clock or settings.clock())
         while True:
-            result = tick(settings, engine=engine, gateway=gateway, clock=clock, worker=worker)
+            result = tick(settings, engine=engine, gateway=gateway, clock=clock, worker=worker, state=state)
             totals["rounds"] += 1
             for group in ("webhooks", "charges", "notices"):
                 for name, value in result[group].items():

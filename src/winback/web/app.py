@@ -93,11 +93,12 @@ async def _dunning_loop(app: FastAPI, stop: asyncio.Event, poll_seconds: float =
     from winback.dunning.service import default_worker_id, tick
 
     settings, engine, clock = app.state.settings, app.state.engine, app.state.clock
-    gateway, worker = None, default_worker_id()
+    gateway, worker, state = None, default_worker_id(), {}
     while not stop.is_set():
         try:
             gateway = gateway or make_gateway(settings, engine=engine, clock=clock)
-            await asyncio.to_thread(tick, settings, engine=engine, gateway=gateway, clock=clock, worker=worker)
+            await asyncio.to_thread(tick, settings, engine=engine, gateway=gateway, clock=clock, worker=worker,
+                                    state=state)
         except Exception:  # a bad configuration or an outage must not stop the web app
             logging.getLogger("winback.dunning").exception("dunning round failed")
         with contextlib.suppress(asyncio.TimeoutError):
