@@ -28,7 +28,7 @@ browser:
 
 test: $(STAMP) browser
 	$(BIN)/lint-imports
-	WINBACK_TEST_SPARK=1 $(BIN)/python -m pytest -q
+	WINBACK_TEST_SPARK=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ingest.py
